@@ -1,0 +1,73 @@
+"""Readers and writers of the file formats ravst works with (see ``docs/formats.md``).
+
+* ``ravst.formats.official``: the official R-AVST QA file (``xml_test_QA.json``) <-> ``QAItem``.
+* ``ravst.formats.unav100``: UnAV-100 ActivityNet-style annotation JSON <-> ``VideoRecord``.
+* ``ravst.formats.ave``: AVE ``Annotations.txt`` (+ split CSV) -> records and temporal QAs.
+* ``ravst.formats.avsbench``: AVSBench-V1 test CSVs (+ optional masks) -> spatial QAs.
+* ``ravst.formats.predictions``: predictions JSONL <-> ``Prediction``.
+
+``read_qa_items(path)`` reads ground-truth QAs from any of the QA-bearing files above.
+Every reader raises ``FormatError`` (a ``ValueError``) naming the file, the record (or line) and
+the field it could not read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ravst.types import QAItem
+
+__all__ = ["FormatError", "read_qa_items", "where"]
+
+
+class FormatError(ValueError):
+    """A file could not be read; the message names file, record/line and field."""
+
+
+def where(path: str | Path | None, *parts: str) -> str:
+    """Prefix of an error message: ``file: part: part``.
+
+    >>> where("data/x.json", "video #3 'abc'", "duration")
+    "data/x.json: video #3 'abc': duration"
+    """
+    head = str(Path(path)) if path is not None else "<data>"
+    return ": ".join([head, *parts])
+
+
+def read_qa_items(
+    path: str | Path, *, split: str | None = None, masks_dir: str | Path | None = None
+) -> list[QAItem]:
+    """Ground-truth QAs from any supported file, recognised by its content:
+
+    * a JSON list -> the official R-AVST layout (``read_official``);
+    * a CSV whose header starts with ``annotation_line_index`` -> AVE ``ave_splits.csv``
+      (``split`` keeps one split, e.g. ``"test"``);
+    * ``&``-separated lines -> AVE ``Annotations.txt``;
+    * two-column ``videoid_frame,category`` lines -> an AVSBench-V1 CSV (boxes from the PNG masks
+      under ``masks_dir`` when given).
+    """
+    from ravst.formats.ave import ave_to_qa_items, read_ave, read_ave_splits
+    from ravst.formats.avsbench import avsbench_to_qa_items, read_avsbench
+    from ravst.formats.official import read_official
+
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        head = fh.read(4096)
+    first = head.lstrip()[:1]
+    first_line = head.split("\n", 1)[0]
+    if split is not None and not first_line.startswith("annotation_line_index"):
+        raise ValueError(f"{path}: split={split!r} applies only to an AVE split CSV")
+    if masks_dir is not None and (first == "[" or "&" in first_line):
+        raise ValueError(f"{path}: masks_dir applies only to an AVSBench CSV")
+    if first == "[":
+        return read_official(path)
+    if first_line.startswith("annotation_line_index"):
+        anns = read_ave_splits(path)
+        return ave_to_qa_items([a for a in anns if split is None or a.split == split])
+    if "&" in first_line:
+        return ave_to_qa_items(read_ave(path))
+    if first_line.count(",") >= 1:
+        return avsbench_to_qa_items(read_avsbench(path), masks_dir=masks_dir)
+    raise FormatError(f"{path}: not a recognised ground-truth file (official JSON, AVE, AVSBench CSV)")

@@ -1,0 +1,211 @@
+"""Predictions JSONL <-> ``Prediction``: one JSON object per line, one line per QA.
+
+Required fields: ``qa_id`` (str) and ``text`` (str, the raw model output). Optional:
+``model``, ``coord_space`` (``original`` | ``input`` | ``norm1`` | ``norm1000``), ``input_wh``
+(``[w, h]``), ``frame_times_s`` (list of seconds), ``latency_s``, ``error``. Any other field is
+kept in ``Prediction.extra`` and written back as a top-level field.
+
+A crash while writing leaves a truncated last line: ``read_predictions`` reports it with its line
+number (``on_error="raise"``, the default) or logs it and goes on (``on_error="skip"``).
+``append_predictions`` starts a new line first when the file does not end with one, so a resumed
+run never glues a new record onto a truncated one.
+
+>>> import io
+>>> fh = io.StringIO()
+>>> write_prediction(fh, Prediction("v/0/temporal/0", "<answer>..</answer>", model="m", extra={"seed": 1}))
+>>> fh.getvalue()
+'{"qa_id": "v/0/temporal/0", "text": "<answer>..</answer>", "model": "m", "seed": 1}\\n'
+>>> prediction_from_dict(json.loads(fh.getvalue())).extra
+{'seed': 1}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from ravst.formats import FormatError
+from ravst.types import CoordSpace, Prediction
+
+__all__ = [
+    "append_predictions",
+    "completed_ids",
+    "prediction_from_dict",
+    "prediction_to_dict",
+    "read_predictions",
+    "write_prediction",
+    "write_predictions",
+]
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("qa_id", "text", "model", "coord_space", "input_wh", "frame_times_s", "latency_s", "error")
+OnError = Literal["raise", "skip"]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def prediction_from_dict(record: Any) -> Prediction:
+    """Build a ``Prediction`` from a decoded JSON object; ``ValueError`` names the field."""
+    if not isinstance(record, dict):
+        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+    for key in ("qa_id", "text"):
+        if key not in record:
+            raise ValueError(f"missing required field {key!r}")
+        if not isinstance(record[key], str):
+            raise ValueError(f"field {key!r}: expected a string, got {type(record[key]).__name__}")
+    if not record["qa_id"]:
+        raise ValueError("field 'qa_id': empty string")
+    for key in ("model", "error"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise ValueError(f"field {key!r}: expected a string or null, got {record[key]!r}")
+    coord = record.get("coord_space", CoordSpace.ORIGINAL.value)
+    if coord is None:
+        coord = CoordSpace.ORIGINAL.value
+    if coord not in {c.value for c in CoordSpace}:
+        raise ValueError(f"field 'coord_space': {coord!r} is not one of {[c.value for c in CoordSpace]}")
+    wh = record.get("input_wh")
+    if wh is not None and not (
+        isinstance(wh, list) and len(wh) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in wh)
+    ):
+        raise ValueError(f"field 'input_wh': expected [width, height] integers, got {wh!r}")
+    times = record.get("frame_times_s")
+    if times is not None and not (isinstance(times, list) and all(_is_number(t) for t in times)):
+        raise ValueError("field 'frame_times_s': expected a list of finite numbers")
+    latency = record.get("latency_s")
+    if latency is not None and not _is_number(latency):
+        raise ValueError(f"field 'latency_s': expected a finite number, got {latency!r}")
+    return Prediction(
+        qa_id=record["qa_id"],
+        text=record["text"],
+        model=record.get("model"),
+        coord_space=CoordSpace(coord),
+        input_wh=tuple(wh) if wh is not None else None,  # type: ignore[arg-type]
+        frame_times_s=tuple(times) if times is not None else None,
+        latency_s=float(latency) if latency is not None else None,
+        error=record.get("error"),
+        extra={k: v for k, v in record.items() if k not in FIELDS},
+    )
+
+
+def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
+    """The JSON object of one prediction: required fields, then the optional ones that are set
+    (``coord_space`` only when not ``original``), then ``extra``."""
+    out: dict[str, Any] = {"qa_id": pred.qa_id, "text": pred.text}
+    if pred.model is not None:
+        out["model"] = pred.model
+    if pred.coord_space is not CoordSpace.ORIGINAL:
+        out["coord_space"] = pred.coord_space.value
+    if pred.input_wh is not None:
+        out["input_wh"] = list(pred.input_wh)
+    if pred.frame_times_s is not None:
+        out["frame_times_s"] = list(pred.frame_times_s)
+    if pred.latency_s is not None:
+        out["latency_s"] = pred.latency_s
+    if pred.error is not None:
+        out["error"] = pred.error
+    clash = [k for k in pred.extra if k in FIELDS]
+    if clash:
+        raise ValueError(f"prediction {pred.qa_id}: extra field(s) {clash} clash with standard fields")
+    out.update(pred.extra)
+    return out
+
+
+def write_prediction(fh: IO[str], pred: Prediction) -> None:
+    """Write one prediction as one JSON line and flush (so a crash loses at most this line)."""
+    fh.write(json.dumps(prediction_to_dict(pred), ensure_ascii=False) + "\n")
+    fh.flush()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() == 0:
+            return True
+        fh.seek(-1, 2)
+        return fh.read(1) == b"\n"
+
+
+def append_predictions(path: str | Path, preds: Iterable[Prediction]) -> int:
+    """Append predictions to a JSONL file (created if absent); returns how many were written."""
+    path = Path(path)
+    n = 0
+    with path.open("a", encoding="utf-8") as fh:
+        if path.stat().st_size and not _ends_with_newline(path):
+            fh.write("\n")  # keep a truncated last record on its own line
+        for pred in preds:
+            write_prediction(fh, pred)
+            n += 1
+    return n
+
+
+def write_predictions(path: str | Path, preds: Iterable[Prediction]) -> int:
+    """Write (overwrite) a predictions JSONL file; returns how many were written."""
+    path = Path(path)
+    n = 0
+    with path.open("w", encoding="utf-8") as fh:
+        for pred in preds:
+            write_prediction(fh, pred)
+            n += 1
+    return n
+
+
+def read_predictions(path: str | Path, *, on_error: OnError = "raise") -> list[Prediction]:
+    """Read a predictions JSONL file. Blank lines are ignored.
+
+    Errors (invalid JSON, a missing or mistyped field, a duplicate ``qa_id``, a truncated last
+    line) raise ``FormatError`` naming the file, the line and the field; with
+    ``on_error="skip"`` they are logged as warnings and the line is skipped (for a duplicate
+    ``qa_id`` the first record is kept).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise FormatError(f"{path}: not UTF-8 text: {err}") from err
+    lines = raw.split("\n")
+    last = len(lines) if lines[-1] else len(lines) - 1  # 1-based number of the last line with text
+    preds: list[Prediction] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                if number == last and not raw.endswith("\n"):
+                    raise ValueError(
+                        f"truncated last line (no newline at the end; the writer probably stopped "
+                        f"mid-record): {err.msg} at column {err.colno}"
+                    ) from err
+                raise ValueError(f"invalid JSON: {err.msg} at column {err.colno}") from err
+            pred = prediction_from_dict(record)
+            if pred.qa_id in seen:
+                raise ValueError(f"field 'qa_id': duplicate {pred.qa_id!r} (first on line {seen[pred.qa_id]})")
+        except ValueError as err:
+            message = f"{path}: line {number}: {err}"
+            if on_error == "raise":
+                raise FormatError(message) from err
+            log.warning("%s; line skipped", message)
+            continue
+        seen[pred.qa_id] = number
+        preds.append(pred)
+    return preds
+
+
+def completed_ids(path: str | Path) -> set[str]:
+    """The ``qa_id``s already in a (possibly truncated) predictions file; empty when absent.
+    For resuming a run: bad lines are skipped with a warning."""
+    path = Path(path)
+    if not path.exists():
+        return set()
+    return {p.qa_id for p in read_predictions(path, on_error="skip")}
