@@ -1,0 +1,332 @@
+"""transformers backend for Qwen2.5-VL and the Qwen2.5-Omni thinker.
+
+Model inputs carry the REAL frame timestamps: frames are sampled by :mod:`ravst.models.sampling`,
+passed with transformers' ``VideoMetadata`` and ``do_sample_frames=False`` (Qwen2.5-VL derives
+``second_per_grid_ts`` from it) and, for Omni, the matching ``fps`` (Omni's processor reads it
+for its audio/video interleaving). Frames are already resized by Qwen's smart-resize rule, so the
+processor is told ``do_resize=False`` and the recorded ``input_wh`` is exactly what the model saw.
+
+Omni gets the clip's own audio track (``use_audio_in_video``): the Whisper feature extractor's
+length is raised to the longest clip of the batch, so no audio is silently cut at 30 s.
+
+Reusable pieces (also for GRPO training): :func:`chat_messages`, :func:`processor_kwargs`,
+:func:`build_inputs`, :func:`generation_kwargs`, :func:`is_omni`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ravst.models.base import InferRequest
+from ravst.models.sampling import (
+    AUDIO_SAMPLE_RATE,
+    SampledVideo,
+    SamplingConfig,
+    sample_video,
+    video_metadata,
+)
+from ravst.types import CoordSpace, Prediction
+
+__all__ = [
+    "GenerationSettings",
+    "QwenBackend",
+    "build_inputs",
+    "chat_messages",
+    "generation_kwargs",
+    "is_omni",
+    "processor_kwargs",
+]
+
+log = logging.getLogger(__name__)
+
+_AUDIO_BLOCK_S = 2  # Qwen2.5-Omni's audio encoder works on 2 s windows: pad audio to a multiple
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding options shared by the local backends."""
+
+    max_new_tokens: int = field(default=1024, metadata={"help": "tokens to generate at most"})
+    do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
+    seed: int = field(default=0, metadata={"help": "torch seed set before each batch"})
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+
+
+def is_omni(obj: Any) -> bool:
+    """True for a Qwen2.5-Omni processor, model or config (they carry an audio path)."""
+    if hasattr(obj, "feature_extractor") and hasattr(obj, "video_processor"):
+        return True
+    config = getattr(obj, "config", obj)
+    return "omni" in str(getattr(config, "model_type", "")).lower()
+
+
+def chat_messages(system: str, user: str, *, separate_audio: bool = False) -> list[dict[str, Any]]:
+    """Chat messages: optional system turn, then the video (and, with ``separate_audio``, an
+    audio placeholder) before the user text. With ``use_audio_in_video`` the video placeholder
+    alone stands for both streams.
+
+    >>> [m["role"] for m in chat_messages("sys", "q")]
+    ['system', 'user']
+    >>> [c["type"] for c in chat_messages("", "q", separate_audio=True)[0]["content"]]
+    ['video', 'audio', 'text']
+    """
+    content: list[dict[str, Any]] = [{"type": "video"}]
+    if separate_audio:
+        content.append({"type": "audio"})
+    content.append({"type": "text", "text": user})
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    messages.append({"role": "user", "content": content})
+    return messages
+
+
+def processor_kwargs(
+    processor: Any, videos: Sequence[SampledVideo], *, use_audio_in_video: bool = True
+) -> dict[str, Any]:
+    """Keyword arguments for ``processor(text=..., **kwargs)`` that feed ``videos`` with their
+    real timestamps (and, for Omni with ``use_audio_in_video``, their own audio, interleaved).
+
+    All videos of one call must share one sampling rate for Omni (its processor takes a single
+    ``fps``); raises ``ValueError`` otherwise.
+    """
+    if not videos:
+        raise ValueError("processor_kwargs: no videos")
+    omni = is_omni(processor)
+    videos_kwargs: dict[str, Any] = {
+        "video_metadata": [video_metadata(v) for v in videos],
+        "do_sample_frames": False,
+        "do_resize": False,
+    }
+    kwargs: dict[str, Any] = {"videos": [v.frames for v in videos], "videos_kwargs": videos_kwargs}
+    if not omni:
+        return kwargs
+    rates = [v.sampled_fps for v in videos]
+    if max(rates) - min(rates) > 1e-3 * max(rates):
+        raise ValueError(f"Omni batch mixes frame rates {sorted(set(round(r, 4) for r in rates))}: split it")
+    videos_kwargs["fps"] = rates[0]
+    if not use_audio_in_video:
+        return kwargs
+    missing = [v.path for v in videos if v.audio is None]
+    if missing:
+        raise ValueError(f"use_audio_in_video needs audio; none loaded for {missing}")
+    longest = max(len(v.audio) for v in videos if v.audio is not None)
+    block = _AUDIO_BLOCK_S * AUDIO_SAMPLE_RATE
+    max_length = max(block, math.ceil(longest / block) * block)
+    kwargs.update(
+        audio=[v.audio for v in videos],
+        audio_from_video_indices=list(range(len(videos))),
+        load_audio_from_video=True,
+        audio_kwargs={"max_length": max_length, "truncation": False, "sampling_rate": AUDIO_SAMPLE_RATE},
+    )
+    return kwargs
+
+
+def build_inputs(
+    processor: Any,
+    prompts: Sequence[tuple[str, str]],
+    videos: Sequence[SampledVideo],
+    *,
+    use_audio_in_video: bool = True,
+) -> Any:
+    """Tokenized, padded model inputs (a ``BatchFeature`` of torch tensors) for ``(system, user)``
+    prompts and their sampled videos."""
+    omni = is_omni(processor)
+    texts = [
+        processor.apply_chat_template(chat_messages(s, u), tokenize=False, add_generation_prompt=True)
+        for s, u in prompts
+    ]
+    kwargs = processor_kwargs(processor, videos, use_audio_in_video=use_audio_in_video and omni)
+    inputs = processor(text=texts, return_tensors="pt", padding=True, **kwargs)
+    if omni and use_audio_in_video:
+        n_audio = int((inputs["input_ids"] == processor.audio_token_id).sum())
+        log.debug("omni batch: %d audio tokens for %.1f s of audio", n_audio, sum(v.audio_s for v in videos))
+    return inputs
+
+
+def generation_kwargs(processor: Any, settings: GenerationSettings, *, use_audio_in_video: bool) -> dict[str, Any]:
+    """Arguments for ``model.generate`` besides the inputs: decoding options, the multimodal
+    special tokens suppressed, and Omni's ``use_audio_in_video`` (its rope index needs it)."""
+    from ravst.testing.tiny_qwen import multimodal_token_ids
+
+    tok = processor.tokenizer
+    kw: dict[str, Any] = {
+        "max_new_tokens": settings.max_new_tokens,
+        "do_sample": settings.do_sample,
+        "suppress_tokens": multimodal_token_ids(processor),
+        "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+    }
+    if settings.do_sample:
+        kw.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kw.update(temperature=None, top_p=None, top_k=None)
+    if is_omni(processor):
+        kw["use_audio_in_video"] = use_audio_in_video
+    return kw
+
+
+def _resolve_dtype(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    try:
+        return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; use auto, bfloat16, float16 or float32") from None
+
+
+class QwenBackend:
+    """Qwen2.5-VL or Qwen2.5-Omni thinker through transformers (chosen from the checkpoint)."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        sampling: SamplingConfig,
+        generation: GenerationSettings | None = None,
+        use_audio: bool = True,
+        coord_space: CoordSpace = CoordSpace.INPUT,
+        device: str = "auto",
+        dtype: str = "auto",
+        attn_implementation: str | None = None,
+        video_cache: int = 4,
+    ) -> None:
+        import torch
+        from transformers import (
+            AutoConfig,
+            AutoProcessor,
+            Qwen2_5_VLForConditionalGeneration,
+            Qwen2_5OmniThinkerForConditionalGeneration,
+        )
+
+        self.sampling = sampling
+        self.generation = generation or GenerationSettings()
+        self.coord_space = CoordSpace(coord_space)
+        self.processor = AutoProcessor.from_pretrained(model_path)
+        config = AutoConfig.from_pretrained(model_path)
+        self.omni = is_omni(config)
+        self.use_audio = use_audio and self.omni
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        load_kw: dict[str, Any] = {"dtype": _resolve_dtype(dtype)}
+        if attn_implementation:
+            load_kw["attn_implementation"] = attn_implementation
+        if device.startswith("cuda"):
+            load_kw["device_map"] = device  # load straight onto the GPU
+        if getattr(config, "model_type", "") == "qwen2_5_omni":
+            # a full Omni checkpoint (thinker + talker): build it without the talker, keep the thinker
+            from transformers import Qwen2_5OmniForConditionalGeneration
+
+            log.info("full Qwen2.5-Omni checkpoint: loading its thinker only (text output)")
+            full = Qwen2_5OmniForConditionalGeneration.from_pretrained(
+                model_path, enable_audio_output=False, **load_kw
+            )
+            model: Any = full.thinker
+        else:
+            cls: Any = (
+                Qwen2_5OmniThinkerForConditionalGeneration if self.omni else Qwen2_5_VLForConditionalGeneration
+            )
+            model = cls.from_pretrained(model_path, **load_kw)
+        self.model = model.to(device).eval()
+        self.device = device
+        self.name = str(model_path)
+        self._cache: OrderedDict[str, SampledVideo] = OrderedDict()
+        self._cache_size = max(1, video_cache)
+        self.processor.tokenizer.padding_side = "left"
+
+    def sampled(self, path: Path) -> SampledVideo:
+        """The sampled clip for ``path`` (a few recent clips are cached: QAs share videos)."""
+        key = str(path)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        video = sample_video(path, self.sampling, with_audio=self.use_audio)
+        self._cache[key] = video
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return video
+
+    def predict(self, requests: Sequence[InferRequest]) -> list[Prediction]:
+        videos = [self.sampled(r.video_path) for r in requests]
+        # Omni's processor takes one fps per call, and a clip without audio cannot be interleaved:
+        # group requests by (sampling rate, has audio)
+        groups: dict[tuple[float, bool], list[int]] = {}
+        for i, v in enumerate(videos):
+            key = (round(v.sampled_fps, 4), v.audio is not None) if self.omni else (0.0, False)
+            groups.setdefault(key, []).append(i)
+        out: list[Prediction | None] = [None] * len(requests)
+        for (_, has_audio), idx in groups.items():
+            preds = self._generate([requests[i] for i in idx], [videos[i] for i in idx], self.use_audio and has_audio)
+            for i, pred in zip(idx, preds, strict=True):
+                out[i] = pred
+        return [p for p in out if p is not None]
+
+    def _generate(
+        self, requests: Sequence[InferRequest], videos: Sequence[SampledVideo], use_audio: bool
+    ) -> list[Prediction]:
+        import torch
+
+        start = time.perf_counter()
+        inputs = build_inputs(
+            self.processor, [(r.system, r.user) for r in requests], videos, use_audio_in_video=use_audio
+        ).to(self.device)
+        if "pixel_values_videos" in inputs:
+            inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)
+        if "input_features" in inputs:
+            inputs["input_features"] = inputs["input_features"].to(self.model.dtype)
+        torch.manual_seed(self.generation.seed)
+        gen_kw = generation_kwargs(self.processor, self.generation, use_audio_in_video=use_audio)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, **gen_kw)
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+        elapsed = (time.perf_counter() - start) / len(requests)
+        preds = []
+        for r, v, text, toks in zip(requests, videos, texts, new_tokens, strict=True):
+            n_new = int((toks != self.processor.tokenizer.pad_token_id).sum())
+            extra: dict[str, Any] = {
+                "backend": "transformers",
+                "original_wh": list(v.original_wh),
+                "new_tokens": n_new,
+                "batch_size": len(requests),
+            }
+            if self.omni:
+                extra["audio_in_video"] = use_audio
+                extra["audio_s"] = round(v.audio_s, 3)
+                extra["audio_cut_s"] = round(v.audio_cut_s, 3)
+            if n_new >= self.generation.max_new_tokens:
+                extra["truncated"] = True
+            preds.append(
+                Prediction(
+                    qa_id=r.item.qa_id,
+                    text=text,
+                    model=self.name,
+                    coord_space=self.coord_space,
+                    input_wh=v.input_wh,
+                    frame_times_s=tuple(round(float(t), 4) for t in v.times_s),
+                    latency_s=round(elapsed, 4),
+                    extra=extra,
+                )
+            )
+        return preds
+
+    def close(self) -> None:
+        self._cache.clear()
+        self.model = None

@@ -1,0 +1,1 @@
+"""Helpers for tests and GPU checks: tiny random Qwen models built offline from configs."""
