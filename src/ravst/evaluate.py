@@ -1,0 +1,417 @@
+"""``ravst eval``: score predictions against ground truth and write metrics.json, per-QA JSONL and CSV.
+
+Every prediction is parsed twice (lm-eval-harness style): **lenient** (what real models emit)
+and **strict** (only answers in the official layout count; anything else scores as unparsable).
+Both are scored with the chosen protocol (``ravst`` or ``vstar``) and reported. A QA without a
+prediction counts as unparsable; predictions whose ``qa_id`` is not in the GT are counted and
+ignored. Boxes not in original pixels are converted (``ravst.coords``) before scoring.
+
+``--pred gt`` scores the ground truth against itself (rendered in the official layout and
+parsed back), which must give 100 on every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ravst.coords import convert_answer, needs_original_size
+from ravst.metrics.ravst_protocol import KINDS, QAScore, aggregate
+from ravst.types import Answer, Prediction, QAItem, VideoRecord
+
+__all__ = [
+    "LENGTH_BUCKETS",
+    "EvalResult",
+    "add_arguments",
+    "category_of",
+    "evaluate",
+    "format_tables",
+    "length_bucket",
+    "run",
+    "write_outputs",
+]
+
+log = logging.getLogger(__name__)
+
+LENGTH_BUCKETS = (("short", 0.0, 20.0), ("medium", 20.0, 40.0), ("long", 40.0, float("inf")))
+"""Video-length groups in seconds, [lo, hi); "long" is 40-60 s in R-AVST (60 s clips)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    answer: Answer
+
+
+@dataclass
+class EvalResult:
+    """Everything one evaluation produced."""
+
+    metrics: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def length_bucket(duration_s: float) -> str:
+    for name, lo, hi in LENGTH_BUCKETS:
+        if lo <= duration_s < hi:
+            return name
+    return LENGTH_BUCKETS[-1][0]
+
+
+def category_of(item: QAItem, records: Mapping[str, VideoRecord] | None) -> str | None:
+    """The UnAV-100 event label of a QA: ``item.category`` or the event of the video whose
+    interval overlaps the QA's interval (GT span, else the question's span) the most."""
+    if item.category:
+        return item.category
+    if not records or item.video not in records:
+        return None
+    events = records[item.video].events
+    if not events:
+        return None
+    span = item.answer.span or item.query_span
+    if span is None:
+        return events[0].label if len({e.label for e in events}) == 1 else None
+    best, best_iou = None, -1.0
+    for e in events:
+        inter = max(0.0, min(e.span.end_s, span.end_s) - max(e.span.start_s, span.start_s))
+        union = max(e.span.end_s, span.end_s) - min(e.span.start_s, span.start_s)
+        iou = inter / union if union > 0 else 0.0
+        if iou > best_iou:
+            best, best_iou = e.label, iou
+    return best
+
+
+def _strict_answer(parse: Any) -> Answer | None:
+    return parse.answer if parse.strict_ok else None
+
+
+def evaluate(
+    items: Sequence[QAItem],
+    predictions: Sequence[Prediction] | None,
+    *,
+    protocol: str = "ravst",
+    similarity: Any,
+    unav_records: Mapping[str, VideoRecord] | None = None,
+    video_sizes: Mapping[str, tuple[float, float]] | None = None,
+) -> EvalResult:
+    """Score ``predictions`` (``None``: the GT itself) against ``items``; pure apart from logging."""
+    from ravst.metrics import PROTOCOLS, score_split
+    from ravst.parsing import parse_answer, render_answer
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {sorted(PROTOCOLS)}")
+    if predictions is None:
+        preds = {it.qa_id: Prediction(it.qa_id, render_answer(it.answer), model="gt") for it in items}
+        n_dupes = 0
+    else:
+        preds = {}
+        n_dupes = 0
+        for p in predictions:
+            if p.qa_id in preds:
+                n_dupes += 1  # the last one wins, like a resumed run appending
+            preds[p.qa_id] = p
+    gt_ids = {it.qa_id for it in items}
+    n_unknown = sum(1 for q in preds if q not in gt_ids)
+    counts: Counter[str] = Counter()
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    try:
+        from tqdm import tqdm
+
+        iterator: Iterable[QAItem] = tqdm(items, desc="scoring", unit="QA", disable=len(items) < 2000)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        iterator = items
+    prepared: list[tuple[QAItem, Prediction | None, Answer | None, Answer | None, tuple[str, ...]]] = []
+    for item in iterator:
+        pred = preds.get(item.qa_id)
+        lenient: Answer | None = None
+        strict: Answer | None = None
+        issues: tuple[str, ...] = ()
+        if pred is None:
+            counts["missing"] += 1
+        else:
+            lp = parse_answer(pred.text)
+            sp = parse_answer(pred.text, strict=True)
+            lenient, strict, issues = lp.answer, _strict_answer(sp), lp.issues
+            if needs_original_size(pred.coord_space):
+                wh = pred.extra.get("original_wh") or (video_sizes or {}).get(item.video)
+                if wh is None:
+                    counts["coord_unconvertible"] += 1
+                    log.warning("%s: boxes in %s space but the original frame size is unknown; boxes dropped",
+                                item.qa_id, pred.coord_space.value)
+                    lenient = Answer(lenient.objects, lenient.spans)
+                    strict = None if strict is None else Answer(strict.objects, strict.spans)
+                else:
+                    counts["coord_converted"] += 1
+                    kw = {"original_wh": wh, "input_wh": pred.input_wh}
+                    lenient = convert_answer(lenient, pred.coord_space, **kw)
+                    strict = None if strict is None else convert_answer(strict, pred.coord_space, **kw)
+        prepared.append((item, pred, lenient, strict, issues))
+    t_parsed = time.perf_counter()
+    names: set[str] = set()
+    for item, _, lenient, _, _ in prepared:
+        names.update(item.answer.objects)
+        names.update(t.name for t in item.answer.tracks)
+        if lenient is not None:
+            names.update(lenient.objects)
+            names.update(t.name for t in lenient.tracks)
+    similarity.warm(names)
+    t_warm = time.perf_counter()
+    lenient_scores = score_split(protocol, items, [None if p[2] is None else _Parsed(p[2]) for p in prepared],
+                                 similarity)
+    strict_scores = score_split(protocol, items, [None if p[3] is None else _Parsed(p[3]) for p in prepared],
+                                similarity)
+    for (item, pred, _, _, issues), ls, ss in zip(prepared, lenient_scores, strict_scores, strict=True):
+        rows.append(
+            {
+                "qa_id": item.qa_id,
+                "video": item.video,
+                "kind": item.kind,
+                "duration_s": item.duration_s,
+                "length": length_bucket(item.duration_s),
+                "category": category_of(item, unav_records),
+                "missing": pred is None,
+                "coord_space": None if pred is None else pred.coord_space.value,
+                "parse_issues": list(issues),
+                "lenient": ls.as_dict(),
+                "strict": ss.as_dict(),
+            }
+        )
+    elapsed = time.perf_counter() - t0
+    n = len(items)
+
+    def rate(scores: Sequence[QAScore]) -> float | None:
+        return round(100.0 * sum(s.parsed for s in scores) / len(scores), 6) if scores else None
+
+    def group(key: str, value: str, scores: Sequence[QAScore]) -> list[QAScore]:
+        return [s for r, s in zip(rows, scores, strict=True) if r[key] == value]
+
+    breakdowns: dict[str, Any] = {"kind": {}, "length": {}, "category": {}}
+    for kind in KINDS:
+        sel = group("kind", kind, lenient_scores)
+        breakdowns["kind"][kind] = {"n": len(sel), "parse_rate": rate(sel), "tasks": aggregate(sel)}
+    for name, _, _ in LENGTH_BUCKETS:
+        sel = group("length", name, lenient_scores)
+        breakdowns["length"][name] = {"n": len(sel), "parse_rate": rate(sel), "tasks": aggregate(sel)}
+    for cat in sorted({r["category"] for r in rows if r["category"]}):
+        sel = group("category", cat, lenient_scores)
+        breakdowns["category"][cat] = {"n": len(sel), "parse_rate": rate(sel), "tasks": aggregate(sel)}
+    metrics: dict[str, Any] = {
+        "protocol": protocol,
+        "similarity": getattr(similarity, "name", type(similarity).__name__),
+        "tau": getattr(similarity, "tau", None),
+        "n_qas": n,
+        "n_predictions": 0 if predictions is None else len(predictions),
+        "n_missing": counts["missing"],
+        "n_unknown_qa_ids": n_unknown,
+        "n_duplicate_predictions": n_dupes,
+        "n_coord_converted": counts["coord_converted"],
+        "n_coord_unconvertible": counts["coord_unconvertible"],
+        "parse_rate": rate(lenient_scores),
+        "parse_rate_strict": rate(strict_scores),
+        "tasks": aggregate(lenient_scores),
+        "strict": {"parse_rate": rate(strict_scores), "tasks": aggregate(strict_scores)},
+        "breakdowns": breakdowns,
+        "seconds": {
+            "parse": round(t_parsed - t0, 4),
+            "similarity_warm": round(t_warm - t_parsed, 4),
+            "score": round(elapsed - (t_warm - t0), 4),
+        },
+    }
+    return EvalResult(metrics=metrics, rows=rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+
+
+def _f(v: Any) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))
+    out = [title, line, "-" * len(line)]
+    for r in rows:
+        out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(out)
+
+
+_T2 = ["object_acc", "m_vIoU", "AP@0.3", "AP@0.5"]
+_T2ST = ["m_tIoU", "R1@0.3", "R1@0.5", "R1@0.7", "m_vIoU", "AP@0.3", "AP@0.5"]
+_T3 = ["m_tIoU", "R1@0.3", "R1@0.5", "R1@0.7"]
+
+
+def _t2_row(label: str, tasks: Mapping[str, Any]) -> list[str]:
+    sp, st = tasks["spatial"], tasks["spatiotemporal"]
+    return (
+        [label]
+        + [_f(sp[k]) for k in _T2]
+        + [f"{sp['n']}/{sp['n_excluded']}/{sp['n_unparsed']}"]
+        + [_f(st[k]) for k in _T2ST]
+        + [f"{st['n']}/{st['n_excluded']}/{st['n_unparsed']}"]
+    )
+
+
+def _t3_row(label: str, tasks: Mapping[str, Any]) -> list[str]:
+    t = tasks["temporal"]
+    return [label] + [_f(t[k]) for k in _T3] + [f"{t['n']}/{t['n_unparsed']}"]
+
+
+def format_tables(metrics: Mapping[str, Any]) -> str:
+    """Plain-text tables laid out like the paper's Tables 2 and 3, plus the breakdowns."""
+    head2 = ["", "ObjAcc", "m_vIoU", "AP@0.3", "AP@0.5", "n/excl/unp",
+             "ST m_tIoU", "R1@0.3", "R1@0.5", "R1@0.7", "m_vIoU", "AP@0.3", "AP@0.5", "n/excl/unp"]
+    head3 = ["", "m_tIoU", "R1@0.3", "R1@0.5", "R1@0.7", "n/unparsed"]
+    lenient, strict = metrics["tasks"], metrics["strict"]["tasks"]
+    parts = [
+        f"protocol {metrics['protocol']}, similarity {metrics['similarity']} (tau {metrics['tau']}), "
+        f"{metrics['n_qas']} QAs, {metrics['n_missing']} without prediction, parse rate "
+        f"{_f(metrics['parse_rate'])}% lenient / {_f(metrics['parse_rate_strict'])}% strict",
+        "",
+        _table("Table 2 - audio-visual spatial (left) and spatio-temporal (right) reasoning, %", head2,
+               [_t2_row("lenient", lenient), _t2_row("strict", strict)]),
+        "",
+        _table("Table 3 - audio-visual temporal reasoning, %", head3,
+               [_t3_row("lenient", lenient), _t3_row("strict", strict)]),
+    ]
+    bd = metrics["breakdowns"]
+    kind_rows = [_t2_row(k, bd["kind"][k]["tasks"])[:6] for k in ("spatial-sounding", "spatial-silent")]
+    parts += ["", _table("Spatial, sounding vs silent objects (lenient), %", head2[:6], kind_rows)]
+    parts += ["", _table("By video length (lenient) - Table 2 columns, %", head2,
+                         [_t2_row(k, v["tasks"]) for k, v in bd["length"].items()])]
+    parts += ["", _table("By video length (lenient) - Table 3 columns, %", head3,
+                         [_t3_row(k, v["tasks"]) for k, v in bd["length"].items()])]
+    if bd["category"]:
+        rows = []
+        for cat, v in bd["category"].items():
+            t = v["tasks"]
+            rows.append([cat, str(v["n"]), _f(t["temporal"]["m_tIoU"]), _f(t["spatial"]["object_acc"]),
+                         _f(t["spatial"]["m_vIoU"]), _f(t["spatiotemporal"]["m_tIoU"]),
+                         _f(t["spatiotemporal"]["m_vIoU"])])
+        parts += ["", _table("By UnAV-100 event category (lenient), %",
+                             ["category", "n", "T m_tIoU", "S ObjAcc", "S m_vIoU", "ST m_tIoU", "ST m_vIoU"], rows)]
+    return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+
+_CSV_FIELDS = ["t_iou", "object_acc", "object_precision", "object_f1", "v_iou", "spatial_excluded", "n_frames", "parsed"]
+
+
+def write_outputs(result: EvalResult, out_dir: Path) -> dict[str, Path]:
+    """Write ``metrics.json``, ``per_qa.jsonl`` and ``per_qa.csv`` under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out_dir / "metrics.json", "per_qa": out_dir / "per_qa.jsonl", "csv": out_dir / "per_qa.csv"}
+    paths["metrics"].write_text(json.dumps(result.metrics, indent=2) + "\n")
+    with paths["per_qa"].open("w") as fh:
+        for row in result.rows:
+            fh.write(json.dumps(row) + "\n")
+    with paths["csv"].open("w", newline="") as fh:
+        w = csv.writer(fh)
+        header = ["qa_id", "video", "kind", "duration_s", "length", "category", "missing", "coord_space"]
+        header += [f"{mode}_{k}" for mode in ("lenient", "strict") for k in _CSV_FIELDS]
+        header += [f"{mode}_AP@{t}" for mode in ("lenient", "strict") for t in (0.3, 0.5)]
+        w.writerow(header)
+        for row in result.rows:
+            vals = [row[k] for k in header[:8]]
+            for mode in ("lenient", "strict"):
+                vals += [row[mode][k] for k in _CSV_FIELDS]
+            for mode in ("lenient", "strict"):
+                ap = row[mode]["ap"]
+                vals += [None if ap is None else ap[f"AP@{t}"] for t in (0.3, 0.5)]
+            w.writerow(["" if v is None else v for v in vals])
+    return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt", required=True, type=Path, help="ground-truth file")
+    parser.add_argument("--gt-format", default="official", choices=["official", "ave", "avsbench"],
+                        help="format of --gt (default: official R-AVST xml_test_QA.json)")
+    parser.add_argument("--pred", required=True,
+                        help="predictions JSONL (one {qa_id, text, ...} per line), or 'gt' to score the GT itself")
+    parser.add_argument("--protocol", default="ravst", choices=["ravst", "vstar"], help="metric protocol")
+    parser.add_argument("--similarity", default="minilm", choices=["minilm", "word2vec", "exact"],
+                        help="object-name similarity backend")
+    parser.add_argument("--word2vec", type=Path, default=None, help="gensim KeyedVectors file for --similarity word2vec")
+    parser.add_argument("--tau", type=float, default=None, help="similarity threshold (default: per backend)")
+    parser.add_argument("--unav100", type=Path, default=None,
+                        help="UnAV-100 annotation JSON: adds a breakdown by event category")
+    parser.add_argument("--video-sizes", type=Path, default=None,
+                        help='JSON {video: [width, height]} of original frame sizes, for predictions not in original pixels')
+    parser.add_argument("--out", type=Path, default=None, help="write metrics.json, per_qa.jsonl and per_qa.csv here")
+    parser.add_argument("--split", default=None,
+                        help="AVE only (with ave_splits.csv as --gt): keep this split, e.g. test")
+    parser.add_argument("--masks-dir", type=Path, default=None,
+                        help="AVSBench only: root of the ground-truth PNG masks (boxes come from them)")
+    parser.add_argument("--quiet", action="store_true", help="do not print the tables")
+
+
+def _load_gt(args: argparse.Namespace) -> list[QAItem]:
+    path, fmt = Path(args.gt), args.gt_format
+    if fmt == "official":
+        from ravst.formats.official import read_official
+
+        return list(read_official(path))
+    if fmt == "ave":
+        from ravst.formats.ave import ave_to_qa_items, read_ave, read_ave_splits
+
+        if path.suffix == ".csv":
+            anns = [a for a in read_ave_splits(path) if args.split is None or a.split == args.split]
+        else:
+            anns = read_ave(path)
+            if args.split is not None:
+                raise ValueError("--split needs the AVE splits CSV as --gt (ave_splits.csv)")
+        return ave_to_qa_items(anns)
+    from ravst.formats.avsbench import avsbench_to_qa_items, read_avsbench
+
+    return avsbench_to_qa_items(read_avsbench(path), masks_dir=args.masks_dir)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ravst.similarity import get_similarity
+
+    try:
+        items = _load_gt(args)
+        predictions = None
+        if str(args.pred) != "gt":
+            from ravst.formats.predictions import read_predictions
+
+            predictions = read_predictions(Path(args.pred))
+        similarity = get_similarity(args.similarity, tau=args.tau, word2vec_path=args.word2vec)
+        unav = None
+        if args.unav100 is not None:
+            from ravst.formats.unav100 import read_unav100
+
+            unav = {r.video_id: r for r in read_unav100(args.unav100)}
+        sizes = None
+        if args.video_sizes is not None:
+            sizes = {k: (float(v[0]), float(v[1])) for k, v in json.loads(args.video_sizes.read_text()).items()}
+        result = evaluate(items, predictions, protocol=args.protocol, similarity=similarity,
+                          unav_records=unav, video_sizes=sizes)
+    except (ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+    result.metrics["gt"] = str(args.gt)
+    result.metrics["pred"] = str(args.pred)
+    if not args.quiet:
+        sys.stdout.write(format_tables(result.metrics))
+    if args.out is not None:
+        paths = write_outputs(result, args.out)
+        log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return 0
+

@@ -1,0 +1,473 @@
+"""Pure, vectorised metric functions (numpy only): interval IoU, box IoU, matching, frame IoU.
+
+Nothing here knows about files, parsing or names: inputs are arrays of seconds and of boxes
+``[x1, y1, x2, y2]`` in original-video pixels. A box of zero (or negative) area is "no box" and
+never overlaps anything.
+
+>>> iou_1d([[0, 10]], [[5, 15], [20, 30]]).round(3).tolist()
+[[0.333, 0.0]]
+>>> temporal_iou([[0, 4], [6, 10]], [0, 10])
+0.8
+>>> box_iou([[0, 0, 10, 10]], [[0, 0, 10, 10], [5, 0, 15, 10]]).round(3).tolist()
+[[1.0, 0.333]]
+>>> frame_iou([[0, 0, 10, 10], [20, 20, 30, 30]], [[0, 0, 10, 10]])
+0.5
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = [
+    "TIME_TOLERANCE_S",
+    "ObjectSpatialScore",
+    "assign_timestamps",
+    "box_area",
+    "box_iou",
+    "frame_iou",
+    "iou_1d",
+    "match_one_to_one",
+    "merge_intervals",
+    "object_spatial_score",
+    "temporal_iou",
+    "track_frame_ious",
+]
+
+TIME_TOLERANCE_S = 0.5
+"""A predicted timestamp serves a GT timestamp when it is the nearest one within this distance."""
+
+_ONE = np.zeros(1, dtype=np.intp)
+_ONE.setflags(write=False)
+_NONE = np.zeros(0, dtype=np.intp)
+_NONE.setflags(write=False)
+_EMPTY_IOUS = np.zeros(0)
+_EMPTY_IOUS.setflags(write=False)
+
+
+def _as_intervals(x: object) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.size == 0:
+        return a.reshape(0, 2)
+    a = a.reshape(-1, 2)
+    return a
+
+
+def _as_boxes(x: object) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.size == 0:
+        return a.reshape(0, 4)
+    return a.reshape(-1, 4)
+
+
+def iou_1d(a: object, b: object) -> np.ndarray:
+    """IoU of every interval of ``a`` (N, 2) with every interval of ``b`` (M, 2): (N, M).
+
+    Intervals are ``[start, end]``; two zero-length intervals have IoU 0 (empty union).
+    """
+    a = _as_intervals(a)
+    b = _as_intervals(b)
+    inter = np.clip(
+        np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0, None
+    )
+    len_a = np.clip(a[:, 1] - a[:, 0], 0.0, None)
+    len_b = np.clip(b[:, 1] - b[:, 0], 0.0, None)
+    union = len_a[:, None] + len_b[None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return out
+
+
+def merge_intervals(spans: object) -> np.ndarray:
+    """Sorted, disjoint union of intervals (K, 2) -> (K', 2).
+
+    >>> merge_intervals([[5, 8], [0, 2], [1, 3]]).tolist()
+    [[0.0, 3.0], [5.0, 8.0]]
+    """
+    s = _as_intervals(spans)
+    s = s[s[:, 1] >= s[:, 0]]
+    if s.shape[0] <= 1:
+        return s.copy()
+    s = s[np.argsort(s[:, 0], kind="stable")]
+    ends = np.maximum.accumulate(s[:, 1])
+    # a new block starts where the start is beyond every end seen so far
+    new_block = np.empty(s.shape[0], dtype=bool)
+    new_block[0] = True
+    new_block[1:] = s[1:, 0] > ends[:-1]
+    block = np.cumsum(new_block) - 1
+    starts = s[new_block, 0]
+    block_ends = np.zeros(starts.shape[0])
+    np.maximum.at(block_ends, block, s[:, 1])
+    return np.stack([starts, block_ends], axis=1)
+
+
+def temporal_iou(pred_spans: object, gt_span: object) -> float:
+    """IoU of the UNION of the predicted intervals (K, 2) with one GT interval; 0 when K == 0.
+
+    With a single predicted interval this is the standard 1-D IoU.
+    """
+    gt = _as_intervals(gt_span)
+    if gt.shape[0] != 1:
+        raise ValueError(f"temporal_iou: expected one GT interval, got shape {gt.shape}")
+    merged = merge_intervals(pred_spans)
+    if merged.shape[0] == 0:
+        return 0.0
+    g0, g1 = float(gt[0, 0]), float(gt[0, 1])
+    inter = float(np.clip(np.minimum(merged[:, 1], g1) - np.maximum(merged[:, 0], g0), 0.0, None).sum())
+    union = float((merged[:, 1] - merged[:, 0]).sum()) + max(g1 - g0, 0.0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def box_area(boxes: object) -> np.ndarray:
+    b = _as_boxes(boxes)
+    return np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
+
+
+def box_iou(a: object, b: object) -> np.ndarray:
+    """IoU of every box of ``a`` (N, 4) with every box of ``b`` (M, 4): (N, M) in [0, 1].
+
+    Boxes of zero area (``[0, 0, 0, 0]`` = "no box") have IoU 0 with everything.
+    """
+    a = _as_boxes(a)
+    b = _as_boxes(b)
+    iw = np.maximum(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0)
+    ih = np.maximum(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0.0)
+    inter = iw * ih
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return np.minimum(out, 1.0, out=out)
+
+
+def match_one_to_one(score: object, *, min_score: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching of rows to columns maximising the total score (Hungarian).
+
+    Pairs whose score is below ``min_score`` (when given) are dropped after the assignment is
+    solved on the scores with those entries zeroed, so they never displace a valid pair.
+    Returns ``(rows, cols)`` index arrays of equal length.
+
+    >>> match_one_to_one([[0.9, 0.8], [0.85, 0.1]])
+    (array([0, 1]), array([1, 0]))
+    """
+    s = np.asarray(score, dtype=np.float64)
+    if s.ndim != 2 or s.size == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty.copy()
+    if s.shape == (1, 1):
+        v = float(s[0, 0])
+        ok = v > 0 if min_score is None else v >= max(min_score, np.finfo(float).tiny)
+        return (_ONE, _ONE) if ok else (_NONE, _NONE)
+    if min_score is not None:
+        s = np.where(s >= min_score, s, 0.0)
+    if s.shape[0] == 1 or s.shape[1] == 1:  # a vector: the first maximum (as the Hungarian solver)
+        k = int(s.argmax())
+        rows, cols = (np.array([0]), np.array([k])) if s.shape[0] == 1 else (np.array([k]), np.array([0]))
+    else:
+        rows, cols = linear_sum_assignment(s, maximize=True)
+    keep = s[rows, cols] > 0 if min_score is None else s[rows, cols] >= max(min_score, np.finfo(float).tiny)
+    return rows[keep], cols[keep]
+
+
+def frame_iou(pred_boxes: object, gt_boxes: object) -> float:
+    """IoU of one frame: boxes matched one to one by IoU, sum of matched IoUs / max(#GT, #pred).
+
+    Zero-area boxes are dropped first on both sides; a frame with no GT box scores 1 when the
+    prediction is empty too, else 0 (callers only score frames with a GT box).
+    """
+    p = _as_boxes(pred_boxes)
+    g = _as_boxes(gt_boxes)
+    p = p[box_area(p) > 0]
+    g = g[box_area(g) > 0]
+    denom = max(p.shape[0], g.shape[0])
+    if denom == 0:
+        return 1.0
+    if p.shape[0] == 0 or g.shape[0] == 0:
+        return 0.0
+    ious = box_iou(g, p)
+    if min(ious.shape) == 1:
+        return float(ious.max()) / denom
+    r, c = linear_sum_assignment(ious, maximize=True)
+    return float(ious[r, c].sum()) / denom
+
+
+def assign_timestamps(pred_times_s: object, gt_times_s: object, tol_s: float = TIME_TOLERANCE_S) -> np.ndarray:
+    """For each GT time, the index of the nearest predicted time within ``tol_s`` (else -1).
+
+    ``pred_times_s`` must be sorted ascending (ties go to the earlier one).
+
+    >>> assign_timestamps([0.0, 2.4, 9.0], [0.0, 1.0, 2.0, 3.0]).tolist()
+    [0, -1, 1, -1]
+    """
+    pt = np.asarray(pred_times_s, dtype=np.float64).reshape(-1)
+    gt = np.asarray(gt_times_s, dtype=np.float64).reshape(-1)
+    if pt.shape[0] == 0:
+        return np.full(gt.shape[0], -1, dtype=np.intp)
+    right = np.searchsorted(pt, gt, side="left").clip(0, pt.shape[0] - 1)
+    left = (right - 1).clip(0, None)
+    d_left = np.abs(gt - pt[left])
+    d_right = np.abs(pt[right] - gt)
+    best = np.where(d_left <= d_right, left, right)
+    dist = np.minimum(d_left, d_right)
+    # small epsilon: timestamps are decimal strings, 10.5 vs 10.0 must count as 0.5 exactly
+    return np.where(dist <= tol_s + 1e-9, best, -1).astype(np.intp)
+
+
+def track_frame_ious(
+    pred_times_s: object,
+    pred_xyxy: object,
+    gt_times_s: object,
+    gt_xyxy: object,
+    tol_s: float = TIME_TOLERANCE_S,
+) -> np.ndarray:
+    """Frame IoU of every scorable GT frame of one object (F,), in time order.
+
+    Rows are one box each (several rows at one time = several instances). Scorable GT frames are
+    the distinct GT times with at least one non-empty box; predicted rows with empty boxes are
+    dropped. Each GT frame is served by the nearest predicted time within ``tol_s`` and scored
+    with :func:`frame_iou` (unserved frames score 0).
+    """
+    gt_t = np.asarray(gt_times_s, dtype=np.float64).reshape(-1)
+    gt_b = _as_boxes(gt_xyxy)
+    keep_g = box_area(gt_b) > 0
+    if not keep_g.any():
+        return _EMPTY_IOUS
+    gt_t = gt_t[keep_g]
+    gt_b = gt_b[keep_g]
+    frames, ginv = np.unique(gt_t, return_inverse=True)
+    n_frames = frames.shape[0]
+    n_gt = np.bincount(ginv, minlength=n_frames)
+
+    pr_t = np.asarray(pred_times_s, dtype=np.float64).reshape(-1)
+    pr_b = _as_boxes(pred_xyxy)
+    keep_p = box_area(pr_b) > 0
+    pr_t = pr_t[keep_p]
+    pr_b = pr_b[keep_p]
+    if pr_t.shape[0] == 0:
+        return np.zeros(n_frames)
+    ptimes, pinv = np.unique(pr_t, return_inverse=True)
+    n_pred_at = np.bincount(pinv, minlength=ptimes.shape[0])
+    assign = assign_timestamps(ptimes, frames, tol_s)
+    served = assign >= 0
+    n_pred = np.where(served, n_pred_at[assign.clip(0, None)], 0)
+
+    ious = box_iou(gt_b, pr_b)
+    valid = assign[ginv][:, None] == pinv[None, :]
+    ious = np.where(valid, ious, 0.0)
+    block_max = np.zeros(n_frames)
+    np.maximum.at(block_max, ginv, ious.max(axis=1))
+    matched = block_max
+    multi = np.flatnonzero(served & (n_gt > 1) & (n_pred > 1))
+    if multi.size:
+        matched = block_max.copy()
+        for f in multi:
+            sub = ious[np.ix_(ginv == f, pinv == assign[f])]
+            r, c = linear_sum_assignment(sub, maximize=True)
+            matched[f] = sub[r, c].sum()
+    denom = np.maximum(n_gt, n_pred)
+    return np.where(served, matched / denom, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSpatialScore:
+    """Spatial scores of one GT object: mean frame IoU and share of frames >= each threshold."""
+
+    n_frames: int
+    v_iou: float
+    hit_rates: tuple[float, ...]
+
+
+def object_spatial_score(frame_ious: object, thresholds: Sequence[float] = (0.3, 0.5)) -> ObjectSpatialScore:
+    """Mean frame IoU and, per threshold t, the share of frames with IoU >= t.
+
+    >>> object_spatial_score([1.0, 0.4, 0.0])
+    ObjectSpatialScore(n_frames=3, v_iou=0.4666666666666666, hit_rates=(0.6666666666666666, 0.3333333333333333))
+    """
+    f = np.asarray(frame_ious, dtype=np.float64).reshape(-1)
+    if f.shape[0] == 0:
+        return ObjectSpatialScore(0, 0.0, tuple(0.0 for _ in thresholds))
+    return ObjectSpatialScore(
+        int(f.shape[0]), float(f.mean()), tuple(float((f >= t).mean()) for t in thresholds)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# batched versions: one call for a whole split (segment operations over flat arrays)
+
+
+def _group_starts(new: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(new)
+
+
+def batch_temporal_iou(owner: object, pred_spans: object, gt_spans: object) -> np.ndarray:
+    """:func:`temporal_iou` of many QAs at once.
+
+    ``gt_spans`` (Q, 2) is one GT interval per QA; ``pred_spans`` (K, 2) all predicted intervals,
+    ``owner`` (K,) the QA index of each. Returns (Q,) IoUs of the union of each QA's intervals.
+    """
+    gt = _as_intervals(gt_spans)
+    q = gt.shape[0]
+    own = np.asarray(owner, dtype=np.intp).reshape(-1)
+    sp = _as_intervals(pred_spans)
+    ok = sp[:, 1] >= sp[:, 0]
+    own, sp = own[ok], sp[ok]
+    out = np.zeros(q)
+    if own.shape[0] == 0:
+        return out
+    order = np.lexsort((sp[:, 0], own))
+    own, sp = own[order], sp[order]
+    lo = min(float(sp.min()), 0.0)
+    big = float(sp.max()) - lo + 1.0
+    shift = own * big
+    run_end = np.maximum.accumulate(sp[:, 1] - lo + shift)
+    new = np.empty(own.shape[0], dtype=bool)
+    new[0] = True
+    new[1:] = (own[1:] != own[:-1]) | (sp[1:, 0] - lo + shift[1:] > run_end[:-1])
+    starts = _group_starts(new)
+    b_own = own[starts]
+    b_start = np.minimum.reduceat(sp[:, 0], starts)
+    b_end = np.maximum.reduceat(sp[:, 1], starts)
+    g = gt[b_own]
+    inter = np.maximum(np.minimum(b_end, g[:, 1]) - np.maximum(b_start, g[:, 0]), 0.0)
+    inter_q = np.bincount(b_own, weights=inter, minlength=q)
+    len_q = np.bincount(b_own, weights=b_end - b_start, minlength=q)
+    has = np.bincount(b_own, minlength=q) > 0
+    union = len_q + np.maximum(gt[:, 1] - gt[:, 0], 0.0) - inter_q
+    np.divide(inter_q, union, out=out, where=has & (union > 0))
+    return out
+
+
+def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise IoU of two (K, 4) box arrays, same arithmetic as :func:`box_iou`."""
+    iw = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
+    ih = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
+    inter = iw * ih
+    union = box_area(a) + box_area(b) - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return np.minimum(out, 1.0, out=out)
+
+
+def _frames(obj: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by (obj, t): frame index of every row and the first row of every frame."""
+    new = np.empty(obj.shape[0], dtype=bool)
+    if obj.shape[0]:
+        new[0] = True
+        new[1:] = (obj[1:] != obj[:-1]) | (t[1:] != t[:-1])
+    return np.cumsum(new) - 1, _group_starts(new)
+
+
+def _match_blocks(
+    pair_iou: np.ndarray, seg: np.ndarray, ng: np.ndarray, npr: np.ndarray, matched: np.ndarray, at: np.ndarray
+) -> None:
+    """Optimal one-to-one sums of many small IoU blocks (row-major in ``pair_iou``) -> matched[at].
+
+    2 x 2 blocks are solved in closed form; a block whose smaller side has its maxima in distinct
+    places is solved by those maxima (an upper bound that is reached); the rest by the Hungarian
+    algorithm.
+    """
+    two = (ng == 2) & (npr == 2)
+    if two.any():
+        s = seg[two]
+        matched[at[two]] = np.maximum(pair_iou[s] + pair_iou[s + 3], pair_iou[s + 1] + pair_iou[s + 2])
+    rest = np.flatnonzero(~two)
+    if rest.size == 0:
+        return
+    seg, ng, npr, at = seg[rest], ng[rest], npr[rest], at[rest]
+    gm, pm = int(ng.max()), int(npr.max())
+    size = ng * npr
+    blk = np.repeat(np.arange(rest.size), size)
+    local = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
+    row, col = local // npr[blk], local % npr[blk]
+    cube = np.full((rest.size, gm, pm), -1.0)
+    cube[blk, row, col] = pair_iou[np.repeat(seg, size) + local]
+    rows_side = ng <= npr  # pick along the smaller side
+    best_r, arg_r = cube.max(axis=2), cube.argmax(axis=2)  # (B, gm)
+    best_c, arg_c = cube.max(axis=1), cube.argmax(axis=1)  # (B, pm)
+    valid_r = np.arange(gm)[None, :] < ng[:, None]
+    valid_c = np.arange(pm)[None, :] < npr[:, None]
+    k = max(gm, pm)
+    pick = np.broadcast_to(-1 - np.arange(k), (rest.size, k)).copy()  # unique "no pick" values
+    pick[:, :gm] = np.where(rows_side[:, None] & valid_r, arg_r, pick[:, :gm])
+    pick[:, :pm] = np.where(~rows_side[:, None] & valid_c, arg_c, pick[:, :pm])
+    srt = np.sort(pick, axis=1)
+    distinct = (srt[:, 1:] != srt[:, :-1]).all(axis=1)
+    sums = np.where(rows_side, np.where(valid_r, best_r, 0.0).sum(axis=1), np.where(valid_c, best_c, 0.0).sum(axis=1))
+    matched[at[distinct]] = sums[distinct]
+    for b in np.flatnonzero(~distinct).tolist():
+        block = cube[b, : ng[b], : npr[b]]
+        r, c = linear_sum_assignment(block, maximize=True)
+        matched[at[b]] = block[r, c].sum()
+
+
+def batch_frame_ious(
+    gt_obj: object,
+    gt_times_s: object,
+    gt_xyxy: object,
+    pred_obj: object,
+    pred_times_s: object,
+    pred_xyxy: object,
+    tol_s: float = TIME_TOLERANCE_S,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`track_frame_ious` of many GT objects at once.
+
+    GT rows carry the id of their GT object (``gt_obj``); predicted rows carry the id of the GT
+    object their track was assigned to (``pred_obj``). Returns ``(frame_obj, frame_iou)``: one
+    entry per scorable GT frame, sorted by object then time.
+    """
+    go = np.asarray(gt_obj, dtype=np.intp).reshape(-1)
+    gt_t = np.asarray(gt_times_s, dtype=np.float64).reshape(-1)
+    gb = _as_boxes(gt_xyxy)
+    keep = box_area(gb) > 0
+    go, gt_t, gb = go[keep], gt_t[keep], gb[keep]
+    order = np.lexsort((gt_t, go))
+    go, gt_t, gb = go[order], gt_t[order], gb[order]
+    g_frame, f_start = _frames(go, gt_t)
+    n_frames = f_start.shape[0]
+    f_obj, f_t = go[f_start], gt_t[f_start]
+    n_gt = np.diff(np.append(f_start, go.shape[0]))
+    ious = np.zeros(n_frames)
+    po = np.asarray(pred_obj, dtype=np.intp).reshape(-1)
+    pt = np.asarray(pred_times_s, dtype=np.float64).reshape(-1)
+    pb = _as_boxes(pred_xyxy)
+    keep = box_area(pb) > 0
+    po, pt, pb = po[keep], pt[keep], pb[keep]
+    if n_frames == 0 or po.shape[0] == 0:
+        return f_obj, ious
+    order = np.lexsort((pt, po))
+    po, pt, pb = po[order], pt[order], pb[order]
+    _, p_start = _frames(po, pt)
+    n_pf = p_start.shape[0]
+    pf_obj, pf_t = po[p_start], pt[p_start]
+    n_pred_pf = np.diff(np.append(p_start, po.shape[0]))
+    # nearest predicted frame of the same object within tol (ties: the earlier one)
+    lo = min(float(pf_t.min()), float(f_t.min()))
+    big = max(float(pf_t.max()), float(f_t.max())) - lo + 2 * tol_s + 1.0
+    key_p = pf_obj * big + (pf_t - lo)
+    key_f = f_obj * big + (f_t - lo)
+    right = np.searchsorted(key_p, key_f, side="left").clip(0, n_pf - 1)
+    left = (right - 1).clip(0, None)
+    d_left = np.where(pf_obj[left] == f_obj, np.abs(f_t - pf_t[left]), np.inf)
+    d_right = np.where(pf_obj[right] == f_obj, np.abs(pf_t[right] - f_t), np.inf)
+    best = np.where(d_left <= d_right, left, right)
+    served = np.minimum(d_left, d_right) <= tol_s + 1e-9
+    n_pred = np.where(served, n_pred_pf[best], 0)
+    # all (GT row, predicted row) pairs of served frames, grouped by frame, GT row-major
+    row_np = n_pred[g_frame]
+    total = int(row_np.sum())
+    pair_g = np.repeat(np.arange(go.shape[0]), row_np)
+    offsets = np.arange(total) - np.repeat(np.cumsum(row_np) - row_np, row_np)
+    pair_p = p_start[best[g_frame]][pair_g] + offsets
+    pair_iou = _pair_iou(gb[pair_g], pb[pair_p])
+    sf = np.flatnonzero(served)
+    pairs_per_frame = n_gt[sf] * n_pred[sf]
+    seg = np.cumsum(pairs_per_frame) - pairs_per_frame
+    matched = np.maximum.reduceat(pair_iou, seg) if total else np.zeros(0)
+    ng_sf, np_sf = n_gt[sf], n_pred[sf]
+    multi = np.flatnonzero((ng_sf > 1) & (np_sf > 1))
+    if multi.size:
+        _match_blocks(pair_iou, seg[multi], ng_sf[multi], np_sf[multi], matched, multi)
+    ious[sf] = matched / np.maximum(n_gt[sf], n_pred[sf])
+    return f_obj, ious

@@ -1,0 +1,381 @@
+"""Metric functions and per-QA scoring: properties (hypothesis) and hand-worked examples."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ravst.coords import convert_answer, to_original_xyxy
+from ravst.metrics import functional as F
+from ravst.metrics import vstar
+from ravst.metrics.ravst_protocol import aggregate, assign_tracks, score_qa
+from ravst.similarity import get_similarity
+from ravst.types import Answer, CoordSpace, QAItem, Span, Task, Track
+
+EXACT = get_similarity("exact")
+coord = st.floats(-1000, 1000, allow_nan=False, allow_infinity=False)
+length = st.floats(0.01, 500, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def intervals(draw):
+    a = draw(coord)
+    return [a, a + draw(length)]
+
+
+@st.composite
+def boxes(draw):
+    x, y = draw(coord), draw(coord)
+    return [x, y, x + draw(length), y + draw(length)]
+
+
+# ---------------------------------------------------------------------------------------------
+# IoU properties
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(intervals(), min_size=1, max_size=4), st.lists(intervals(), min_size=1, max_size=4))
+def test_iou_1d_properties(a, b):
+    m = F.iou_1d(a, b)
+    assert m.shape == (len(a), len(b))
+    assert ((m >= 0) & (m <= 1 + 1e-12)).all()
+    np.testing.assert_allclose(m, F.iou_1d(b, a).T, atol=1e-12)
+    np.testing.assert_allclose(np.diag(F.iou_1d(a, a)), 1.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(intervals(), intervals(), coord, st.floats(0.1, 10))
+def test_iou_1d_invariant_under_translation_and_scaling(a, b, shift, scale):
+    base = F.iou_1d([a], [b])[0, 0]
+    moved = F.iou_1d([[(v + shift) * scale for v in a]], [[(v + shift) * scale for v in b]])[0, 0]
+    assert moved == pytest.approx(base, abs=1e-6)
+
+
+@given(intervals(), length, length)
+def test_iou_1d_disjoint_is_zero(a, gap, w):
+    b = [a[1] + gap, a[1] + gap + w]
+    assert F.iou_1d([a], [b])[0, 0] == 0.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(boxes(), min_size=1, max_size=4), st.lists(boxes(), min_size=1, max_size=4))
+def test_box_iou_properties(a, b):
+    m = F.box_iou(a, b)
+    assert m.shape == (len(a), len(b))
+    assert ((m >= 0) & (m <= 1)).all()
+    np.testing.assert_allclose(m, F.box_iou(b, a).T, atol=1e-12)
+    np.testing.assert_allclose(np.diag(F.box_iou(a, a)), 1.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(boxes(), boxes(), coord, coord, st.floats(0.1, 10))
+def test_box_iou_invariant_under_translation_and_scaling(a, b, dx, dy, s):
+    def move(box):
+        return [(box[0] + dx) * s, (box[1] + dy) * s, (box[2] + dx) * s, (box[3] + dy) * s]
+
+    assert F.box_iou([move(a)], [move(b)])[0, 0] == pytest.approx(F.box_iou([a], [b])[0, 0], abs=1e-6)
+
+
+@given(boxes(), length, boxes())
+def test_box_iou_disjoint_is_zero(a, gap, b):
+    w, h = b[2] - b[0], b[3] - b[1]
+    right = [a[2] + gap, b[1], a[2] + gap + w, b[1] + h]
+    assert F.box_iou([a], [right])[0, 0] == 0.0
+
+
+def test_empty_inputs_and_empty_boxes():
+    assert F.iou_1d([], [[0, 1]]).shape == (0, 1)
+    assert F.box_iou(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
+    assert F.box_iou([[0, 0, 0, 0]], [[0, 0, 0, 0]])[0, 0] == 0.0  # "no box" never matches
+    assert F.iou_1d([[3, 3]], [[3, 3]])[0, 0] == 0.0
+    assert F.temporal_iou([], [0, 10]) == 0.0
+    assert F.frame_iou([], []) == 1.0
+    assert F.frame_iou([[0, 0, 0, 0]], [[0, 0, 5, 5]]) == 0.0
+    assert F.track_frame_ious([], [], [1.0], [[0, 0, 0, 0]]).shape == (0,)
+    np.testing.assert_array_equal(F.track_frame_ious([], [], [1.0, 2.0], [[0, 0, 1, 1]] * 2), [0.0, 0.0])
+    r, c = F.match_one_to_one(np.zeros((0, 3)))
+    assert r.size == c.size == 0
+
+
+def test_temporal_iou_union_of_several_intervals():
+    # union [0,4] + [6,10] = 8 s inside GT [0,10] -> 8/10
+    assert F.temporal_iou([[0, 4], [6, 10]], [0, 10]) == pytest.approx(0.8)
+    # overlapping predictions are merged, not double counted: union [2,12], GT [0,10] -> 8/12
+    assert F.temporal_iou([[2, 8], [5, 12]], [0, 10]) == pytest.approx(8 / 12)
+    assert F.temporal_iou([[0, 10]], [0, 10]) == 1.0
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=4), min_size=1, max_size=4))
+def test_matching_is_optimal_and_one_to_one(rows):
+    width = min(len(r) for r in rows)
+    s = np.array([r[:width] for r in rows])
+    r, c = F.match_one_to_one(s, min_score=0.3)
+    assert len(set(r.tolist())) == len(r) and len(set(c.tolist())) == len(c)
+    assert (s[r, c] >= 0.3).all()
+    valid = np.where(s >= 0.3, s, 0.0)
+    k = max(valid.shape)
+    padded = np.zeros((k, k))
+    padded[: valid.shape[0], : valid.shape[1]] = valid
+    best = max(sum(padded[i, j] for i, j in enumerate(perm)) for perm in itertools.permutations(range(k)))
+    assert s[r, c].sum() == pytest.approx(best)
+
+
+def test_frame_iou_one_to_one_over_max_count():
+    gt = [[0, 0, 10, 10], [20, 0, 30, 10]]
+    # one prediction covering the first GT box: 1 / max(2, 1)
+    assert F.frame_iou([[0, 0, 10, 10]], gt) == 0.5
+    # one prediction cannot serve two GT boxes: both predictions on box 1 -> (1 + 0) / 2
+    assert F.frame_iou([[0, 0, 10, 10], [0, 0, 10, 10]], gt) == 0.5
+    # extra prediction is penalised: (1 + 1) / 3
+    assert F.frame_iou([*gt, [50, 50, 60, 60]], gt) == pytest.approx(2 / 3)
+
+
+def _brute_track(pt, pb, gt, gb, tol=0.5):
+    """Per-box reference: plain loops, brute-force matching."""
+    out = []
+    ptimes = sorted({t for t, b in zip(pt, pb, strict=True) if (b[2] - b[0]) > 0 and (b[3] - b[1]) > 0})
+    for t in sorted({t for t, b in zip(gt, gb, strict=True) if (b[2] - b[0]) > 0 and (b[3] - b[1]) > 0}):
+        g = [b for tt, b in zip(gt, gb, strict=True) if tt == t and (b[2] - b[0]) > 0 and (b[3] - b[1]) > 0]
+        near = [p for p in ptimes if abs(p - t) <= tol + 1e-9]
+        if not near:
+            out.append(0.0)
+            continue
+        best_t = min(near, key=lambda p: (abs(p - t), p))
+        p = [b for tt, b in zip(pt, pb, strict=True) if tt == best_t and (b[2] - b[0]) > 0 and (b[3] - b[1]) > 0]
+        m = F.box_iou(g, p)
+        n = max(len(g), len(p))
+        best = 0.0
+        small, big = (m, m.shape[1]) if m.shape[0] <= m.shape[1] else (m.T, m.shape[0])
+        for perm in itertools.permutations(range(big), small.shape[0]):
+            best = max(best, sum(small[i, j] for i, j in enumerate(perm)))
+        out.append(best / n)
+    return out
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.data())
+def test_track_frame_ious_matches_brute_force(data):
+    times = st.sampled_from([0.0, 0.5, 1.0, 1.4, 2.0, 2.6, 3.0])
+    box = st.one_of(st.just([0.0, 0.0, 0.0, 0.0]), boxes())
+    n_g = data.draw(st.integers(0, 6))
+    n_p = data.draw(st.integers(0, 6))
+    gt = [data.draw(times) for _ in range(n_g)]
+    gb = [data.draw(box) for _ in range(n_g)]
+    pt = [data.draw(times) for _ in range(n_p)]
+    pb = [data.draw(box) for _ in range(n_p)]
+    got = F.track_frame_ious(pt, pb, gt, gb)
+    np.testing.assert_allclose(got, _brute_track(pt, pb, gt, gb), atol=1e-12)
+    assert ((got >= 0) & (got <= 1)).all()
+
+
+def test_timestamp_assignment_tolerance_and_nearest():
+    g = [[0, 0, 10, 10]]
+    # prediction 0.5 s away serves, 0.6 s away does not
+    assert F.track_frame_ious([1.5], g, [1.0], g).tolist() == [1.0]
+    assert F.track_frame_ious([1.6], g, [1.0], g).tolist() == [0.0]
+    # nearest wins: the box at 1.2 is wrong, the one at 0.9 is right -> 0.9 is nearer to 1.0
+    out = F.track_frame_ious([0.9, 1.2], [[0, 0, 10, 10], [50, 50, 60, 60]], [1.0], g)
+    assert out.tolist() == [1.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# per-QA scoring (hand-worked)
+
+
+def _qa(task, answer, *, kind_sounding=True, qa_id="v/0/x/0", duration=30.0):
+    return QAItem(qa_id, "v", duration, 0, 1, task, 0, "q", answer, sounding=kind_sounding)
+
+
+def _p(answer):
+    return SimpleNamespace(answer=answer)
+
+
+BOX = [0.0, 0.0, 10.0, 10.0]
+HALF = [0.0, 0.0, 10.0, 5.0]  # IoU 0.5 with BOX
+
+
+def test_score_temporal_and_missing():
+    item = _qa(Task.TEMPORAL, Answer(objects=("dog",), spans=(Span(0, 10),)))
+    s = score_qa(item, _p(Answer(spans=(Span(5, 15),))), EXACT)
+    assert s.t_iou == pytest.approx(5 / 15) and s.parsed
+    m = score_qa(item, None, EXACT)
+    assert m.t_iou == 0.0 and not m.parsed
+    u = score_qa(item, _p(Answer(objects=("dog",))), EXACT)  # no <when>: unparsable for temporal
+    assert u.t_iou == 0.0 and not u.parsed
+    agg = aggregate([s, m])["temporal"]
+    assert agg["n"] == 2 and agg["n_unparsed"] == 1
+    assert agg["m_tIoU"] == pytest.approx(100 * (1 / 3) / 2)
+    assert agg["R1@0.3"] == 50.0 and agg["R1@0.5"] == 0.0
+
+
+def test_score_spatial_objects_and_boxes():
+    gt = Answer(
+        objects=("A man", "Dog", "Cars"),
+        tracks=(
+            Track("A man", [0.0, 1.0, 2.0, 3.0], [BOX, BOX, BOX, [0, 0, 0, 0]]),  # 3 scorable frames
+            Track("Dog", [0.0, 0.0], [BOX, [20, 20, 30, 30]]),  # one frame, two instances
+            Track("Cars", [], np.zeros((0, 4))),  # empty <where>: not scorable
+        ),
+    )
+    item = _qa(Task.SPATIAL, gt)
+    pred = Answer(
+        objects=("man", "cat", "two cars"),
+        tracks=(
+            Track("man", [0.0, 1.2, 3.0], [BOX, HALF, BOX]),  # frames: 1, 0.5, (2.0 unserved) 0
+            Track("cat", [0.0], [BOX]),  # wrong name: Dog gets nothing
+            Track("two cars", [0.0], [BOX]),
+        ),
+    )
+    s = score_qa(item, _p(pred), EXACT)
+    # objects: man=A man, two cars=Cars match; cat does not -> acc 2/3, precision 2/3
+    assert s.object_acc == pytest.approx(2 / 3) and s.object_precision == pytest.approx(2 / 3)
+    assert s.object_f1 == pytest.approx(2 / 3)
+    # spatial: man (1 + 0.5 + 0) / 3 = 0.5; dog 0; cars not scorable -> vIoU 0.25
+    assert s.v_iou == pytest.approx(0.25)
+    # AP@0.3: man 2/3 frames, dog 0 -> 1/3; AP@0.5: man 2/3 (0.5 >= 0.5) -> 1/3
+    assert s.ap == pytest.approx((1 / 3, 1 / 3))
+    assert s.n_frames == 4 and not s.spatial_excluded
+
+
+def test_spatial_qa_with_no_scorable_frame_is_excluded_and_counted():
+    gt = Answer(objects=("dog",), tracks=(Track("dog", [1.0], [[0, 0, 0, 0]]),))
+    s = score_qa(_qa(Task.SPATIAL, gt), _p(gt), EXACT)
+    assert s.spatial_excluded and s.v_iou is None and s.object_acc == 1.0
+    agg = aggregate([s])["spatial"]
+    assert agg["n_excluded"] == 1 and agg["m_vIoU"] is None and agg["object_acc"] == 100.0
+
+
+def test_spatiotemporal_where_assigned_by_order_when_names_differ():
+    gt = Answer(objects=("A man",), spans=(Span(0, 2),), tracks=(Track("A man", [0.0, 1.0], [BOX, BOX]),))
+    item = _qa(Task.SPATIOTEMPORAL, gt)
+    pred = Answer(objects=("guitar",), spans=(Span(0, 2),), tracks=(Track("guitar", [0.0, 1.0], [BOX, HALF]),))
+    s = score_qa(item, _p(pred), EXACT)
+    assert s.t_iou == 1.0 and s.v_iou == pytest.approx(0.75) and s.ap == (1.0, 1.0)
+    # the spatial task does NOT fall back to order for a differently named object
+    sp = score_qa(_qa(Task.SPATIAL, gt), _p(pred), EXACT)
+    assert sp.v_iou == 0.0
+
+
+def test_assign_tracks_names_then_order():
+    gt = [Track("dog", [0.0], [BOX]), Track("cat", [0.0], [BOX])]
+    pred = [Track("", [0.0], [BOX]), Track("cat", [0.0], [BOX])]
+    assert assign_tracks(pred, gt, EXACT, by_order=False) == [0, 1]
+    assert assign_tracks([Track("cow", [0.0], [BOX])], gt, EXACT, by_order=False) == [-1, -1]
+    assert assign_tracks([Track("cow", [0.0], [BOX])], gt, EXACT, by_order=True) == [0, -1]
+
+
+def test_vstar_semantics():
+    gt = Answer(
+        objects=("dog",),
+        spans=(Span(0, 10),),
+        tracks=(Track("dog", [1.0, 1.0, 2.0], [BOX, [20, 20, 30, 30], BOX]),),
+    )
+    item = _qa(Task.SPATIOTEMPORAL, gt)
+    # V-STaR: first interval only; best IoU per GT row among ALL predicted boxes at that time,
+    # no one-to-one (the single BOX serves row 1 fully, row 2 not), time 2.0 missing -> 0
+    pred = Answer(spans=(Span(0, 5), Span(5, 10)), tracks=(Track("x", [1.0, 1.0, 3.0], [BOX, BOX, BOX]),))
+    s = vstar.score_qa(item, _p(pred), EXACT)
+    assert s.t_iou == 0.5
+    assert s.v_iou == pytest.approx(1 / 3) and s.ap == pytest.approx((1 / 3, 1 / 3))
+    # the ravst protocol on the same answer: union of intervals, one-to-one, by-order track
+    r = score_qa(item, _p(pred), EXACT)
+    assert r.t_iou == 1.0
+    # frame 1: GT {BOX, other} vs pred {BOX, BOX}: 1 / 2; frame 2: nearest pred time 3.0 too far -> 0
+    assert r.v_iou == pytest.approx(0.25)
+
+
+def test_vstar_object_recall_is_not_one_to_one():
+    gt = Answer(objects=("dog", "dog"), tracks=())
+    s = vstar.score_qa(_qa(Task.SPATIAL, gt), _p(Answer(objects=("dogs",))), EXACT)
+    assert s.object_acc == 1.0
+    r = score_qa(_qa(Task.SPATIAL, gt), _p(Answer(objects=("dogs",))), EXACT)
+    assert r.object_acc == 0.5 and r.object_precision == 1.0
+
+
+def test_gt_against_itself_is_perfect_in_both_protocols():
+    gt = Answer(
+        objects=("A man", "A man"),
+        tracks=(
+            Track("A man", [0.0, 0.0, 1.0], [BOX, [5, 5, 20, 20], BOX]),
+            Track("A man", [0.0], [[30, 30, 40, 40]]),
+        ),
+    )
+    for fn in (score_qa, vstar.score_qa):
+        s = fn(_qa(Task.SPATIAL, gt), _p(gt), EXACT)
+        assert (s.object_acc, s.v_iou, s.ap) == (1.0, 1.0, (1.0, 1.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# coordinate spaces
+
+
+def test_coordinate_conversion():
+    np.testing.assert_allclose(
+        to_original_xyxy([[0, 0, 500, 1000]], CoordSpace.NORM1000, original_wh=(640, 360)), [[0, 0, 320, 360]]
+    )
+    np.testing.assert_allclose(
+        to_original_xyxy([[10, 10, 20, 20]], CoordSpace.ORIGINAL), [[10, 10, 20, 20]]
+    )
+    with pytest.raises(ValueError, match="input_wh"):
+        to_original_xyxy([[0, 0, 1, 1]], CoordSpace.INPUT, original_wh=(640, 360))
+    with pytest.raises(ValueError, match="original_wh"):
+        to_original_xyxy([[0, 0, 1, 1]], CoordSpace.NORM1)
+    a = Answer(objects=("x",), tracks=(Track("x", [0.0, 1.0], [[0.5, 0.5, 1, 1], [0, 0, 0, 0]]),))
+    c = convert_answer(a, "norm1", original_wh=(100, 50))
+    np.testing.assert_allclose(c.tracks[0].xyxy, [[50, 25, 100, 50], [0, 0, 0, 0]])
+    assert c.objects == ("x",)
+
+
+# ---------------------------------------------------------------------------------------------
+# the batched scorer gives the per-QA numbers
+
+
+def _random_track(rng, name, times=(0.0, 0.5, 1.0, 1.4, 2.0, 3.0)):
+    n = int(rng.integers(0, 6))
+    b = rng.uniform(0, 50, (n, 4))
+    b[:, 2:] += b[:, :2] * rng.uniform(0, 1.5, (n, 2))
+    b[rng.random(n) < 0.15] = 0.0
+    return Track(name, rng.choice(times, n), b)
+
+
+def _random_answer(rng, names):
+    objs = tuple(rng.choice(names, int(rng.integers(0, 3))).tolist())
+    spans = []
+    for _ in range(int(rng.integers(0, 3))):
+        s = float(rng.uniform(0, 10))
+        spans.append(Span(s, s + float(rng.uniform(0, 5))))
+    tracks = tuple(_random_track(rng, str(rng.choice([*names, ""]))) for _ in range(int(rng.integers(0, 3))))
+    return Answer(objs, tuple(spans), tracks)
+
+
+def test_score_batch_equals_score_qa():
+    from ravst.metrics.ravst_protocol import score_batch
+
+    rng = np.random.default_rng(7)
+    names = ["dog", "Dogs", "a man", "cat", "piano"]
+    items, parsed = [], []
+    for i in range(300):
+        task = [Task.TEMPORAL, Task.SPATIAL, Task.SPATIOTEMPORAL][i % 3]
+        gt = _random_answer(rng, names)
+        gt = Answer(gt.objects or ("dog",), gt.spans or (Span(1.0, 4.0),), gt.tracks)
+        items.append(_qa(task, gt, qa_id=f"v/{i}/{task.value}/0"))
+        parsed.append(None if rng.random() < 0.1 else _p(_random_answer(rng, names)))
+    batch = score_batch(items, parsed, EXACT)
+    single = [score_qa(it, p, EXACT) for it, p in zip(items, parsed, strict=True)]
+    for b, s in zip(batch, single, strict=True):
+        for k in ("t_iou", "object_acc", "object_precision", "object_f1", "v_iou"):
+            u, w = getattr(b, k), getattr(s, k)
+            assert (u is None) == (w is None), (k, b, s)
+            if u is not None:
+                assert u == pytest.approx(w, abs=1e-12), (k, b, s)
+        assert (b.spatial_excluded, b.parsed, b.n_frames) == (s.spatial_excluded, s.parsed, s.n_frames)
+        assert (b.ap is None) == (s.ap is None)
+        if b.ap is not None:
+            assert b.ap == pytest.approx(s.ap, abs=1e-12)
+    assert aggregate(batch) == aggregate(single)
