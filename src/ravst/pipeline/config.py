@@ -1,0 +1,245 @@
+"""Configuration of the dataset-construction pipeline: one dataclass per stage.
+
+Every threshold is defined here once, with the paper's value as default (R-AVST, "Dataset
+Construction" and appendix "Bounding Box Annotation"). A YAML or JSON file with one section per
+stage (``filter:``, ``analyze:``, ...) plus top-level paths builds a :class:`PipelineConfig`.
+
+>>> FilterConfig().min_et_ratio
+0.08
+>>> AnnotateConfig().box_threshold, AnnotateConfig().text_threshold
+(0.4, 0.3)
+>>> PipelineConfig.from_dict({"out_dir": "x", "filter": {"max_events": 2}}).filter.max_events
+2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AnalyzeConfig",
+    "AnnotateConfig",
+    "FilterConfig",
+    "PipelineConfig",
+    "QAConfig",
+    "SplitConfig",
+    "StatsConfig",
+    "config_fingerprint",
+    "load_config",
+]
+
+
+def _h(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
+    if default is dataclasses.MISSING:
+        return field(metadata={"help": text}, **kw)
+    return field(default=default, metadata={"help": text}, **kw)
+
+
+def _positive(owner: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{owner}.{name} must be > 0, got {value!r}")
+
+
+def _unit(owner: str, **values: float) -> None:
+    for name, value in values.items():
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{owner}.{name} must be in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Paper step 1-3: duration groups, event count, event-to-total (ET) ratio."""
+
+    group_bounds_s: tuple[float, ...] = _h(
+        "upper bounds of the duration groups short / medium / long (paper: 0-20, 20-40, 40-60 s)",
+        (20.0, 40.0, 60.0),
+    )
+    group_names: tuple[str, ...] = _h("names of the duration groups", ("short", "medium", "long"))
+    min_video_s: float = _h("videos shorter than this are 'extremely short' and dropped", 5.0)
+    min_event_s: float = _h("events shorter than this (after merging) are dropped", 0.0)
+    merge_gap_s: float = _h("segments of the same label closer than this are merged into one", 0.0)
+    merge_iou: float = _h(
+        "events of different labels whose spans overlap with temporal IoU >= this are merged "
+        "into one event carrying all the labels (1.01 disables)",
+        0.5,
+    )
+    max_events: int = _h("at most this many distinct events (label groups) per video", 3)
+    min_et_ratio: float = _h("drop videos whose event-to-total duration ratio is below this", 0.08)
+    balance: bool = _h(
+        "down-sample so that 1-, 2- and 3-event videos are equally many (per subset)", False
+    )
+    subsets: tuple[str, ...] = _h("keep only these subsets (empty: all)", ())
+    seed: int = _h("seed of the balancing draw", 0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_bounds_s", tuple(float(v) for v in self.group_bounds_s))
+        object.__setattr__(self, "group_names", tuple(self.group_names))
+        object.__setattr__(self, "subsets", tuple(self.subsets))
+        if len(self.group_bounds_s) != len(self.group_names) or not self.group_bounds_s:
+            raise ValueError("FilterConfig: group_bounds_s and group_names must have the same length")
+        if list(self.group_bounds_s) != sorted(self.group_bounds_s):
+            raise ValueError("FilterConfig.group_bounds_s must be increasing")
+        if self.max_events < 1:
+            raise ValueError(f"FilterConfig.max_events must be >= 1, got {self.max_events}")
+        if self.min_video_s < 0 or self.min_event_s < 0 or self.merge_gap_s < 0:
+            raise ValueError("FilterConfig: min_video_s, min_event_s and merge_gap_s must be >= 0")
+        if not 0.0 <= self.merge_iou <= 1.01:
+            raise ValueError(f"FilterConfig.merge_iou must be in [0, 1.01], got {self.merge_iou}")
+        _unit("FilterConfig", min_et_ratio=self.min_et_ratio)
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """Caption analysis (paper Box 1)."""
+
+    backend: str = _h("rules (offline, deterministic) | openai | transformers", "rules")
+    model: str = _h("model name (openai) or local path / hub id (transformers)", "gpt-4o-mini")
+    base_url: str = _h("OpenAI-compatible endpoint (OpenAI, vLLM, Ollama)", "https://api.openai.com/v1")
+    api_key_env: str = _h("environment variable holding the API key", "OPENAI_API_KEY")
+    concurrency: int = _h("requests in flight at once (openai)", 4)
+    max_retries: int = _h("retries of a failed request (429, 5xx, network) with back-off", 5)
+    backoff_s: float = _h("first back-off delay; doubles at every retry", 1.0)
+    timeout_s: float = _h("timeout of one request", 60.0)
+    temperature: float = _h("sampling temperature (0: greedy)", 0.0)
+    max_new_tokens: int = _h("longest answer (transformers / openai max_tokens)", 256)
+    cache_path: str = _h("SQLite cache of answers keyed by model + prompt ('' = <out>/analyze/cache.sqlite)", "")
+    captions_csv: str = _h("optional CSV video_id,event_index,caption (else the event label is the caption)", "")
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("rules", "openai", "transformers"):
+            raise ValueError(f"AnalyzeConfig.backend must be rules|openai|transformers, got {self.backend!r}")
+        if self.concurrency < 1 or self.max_retries < 0 or self.max_new_tokens < 1:
+            raise ValueError("AnalyzeConfig: concurrency >= 1, max_retries >= 0, max_new_tokens >= 1")
+        _positive("AnalyzeConfig", timeout_s=self.timeout_s, backoff_s=self.backoff_s)
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    """Box annotation (paper appendix "Bounding Box Annotation")."""
+
+    backend: str = _h("opencv (CPU, no download) | grounding-dino | owlv2", "opencv")
+    model: str = _h("local path or hub id of the detector (grounding-dino / owlv2)", "")
+    box_threshold: float = _h("minimum box confidence (paper BOX_THRESHOLD)", 0.4)
+    text_threshold: float = _h("minimum text-to-label similarity (paper TEXT_THRESHOLD)", 0.3)
+    step_s: float = _h("frames every this many seconds from each event's start", 1.0)
+    time_decimals: int = _h("frame times are rounded to this many decimals (official: 1)", 1)
+    max_side: int = _h("frames are shrunk to this longer side before detection (0: original)", 0)
+    max_boxes: int = _h("at most this many boxes per object per frame", 3)
+    device: str = _h("torch device of the detector", "cpu")
+    require_audio: bool = _h("a video without an audio stream is a failure (the tasks are audio-visual)", True)
+    sam2_model: str = _h("optional SAM2 video model (local path / hub id): fills frames where the detector "
+                         "found nothing by tracking from the first detected frame", "")
+    video_exts: tuple[str, ...] = _h("extensions tried, in order", (".mp4", ".mkv", ".webm", ".avi", ".mov"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "video_exts", tuple(self.video_exts))
+        if self.backend not in ("opencv", "grounding-dino", "owlv2"):
+            raise ValueError(f"AnnotateConfig.backend must be opencv|grounding-dino|owlv2, got {self.backend!r}")
+        _unit("AnnotateConfig", box_threshold=self.box_threshold, text_threshold=self.text_threshold)
+        _positive("AnnotateConfig", step_s=self.step_s)
+        if self.max_side < 0 or self.max_boxes < 1:
+            raise ValueError("AnnotateConfig: max_side >= 0 and max_boxes >= 1")
+
+
+@dataclass(frozen=True)
+class QAConfig:
+    """QA generation: which of the three tasks, in the official templates."""
+
+    temporal: bool = _h("generate 'When is the moment X makes sound and is visible?'", True)
+    spatial_sounding: bool = _h("generate 'What visible object(s) make sound between S and E ...'", True)
+    spatial_silent: bool = _h("generate 'What silent object(s) can be seen between S and E ...'", True)
+    spatiotemporal: bool = _h("generate the spatio-temporal question per sounding object", True)
+    require_boxes: bool = _h("skip spatial / spatio-temporal QAs whose objects have no box at all", False)
+    when_decimals: int = _h("decimals of <when> times (official: 1)", 1)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Train / test split by video."""
+
+    test_fraction: float = _h("share of QAs in the test split (paper Table 5: 1,633 / 8,166)", 0.2)
+    seed: int = _h("seed of the video shuffle", 0)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(f"SplitConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    """Figure 3 plots and Table 1 counts."""
+
+    top_categories: int = _h("categories shown in the duration-per-category plot", 30)
+    wordcloud: bool = _h("draw the word cloud of categories (needs the wordcloud package)", True)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Paths plus one section per stage."""
+
+    out_dir: str = _h("output folder (one sub-folder per stage)", "build")
+    annotations: str = _h("UnAV-100-style annotation JSON", "")
+    videos_dir: str = _h("folder of the videos (annotate)", "")
+    engine: str = _h("local (in-process, progress bar) | ray (analyze and annotate as Ray Data jobs)", "local")
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
+    annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
+    qa: QAConfig = field(default_factory=QAConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"PipelineConfig.engine must be local|ray, got {self.engine!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> PipelineConfig:
+        sections = {"filter": FilterConfig, "analyze": AnalyzeConfig, "annotate": AnnotateConfig,
+                    "qa": QAConfig, "split": SplitConfig, "stats": StatsConfig}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{source}: unknown config key(s) {sorted(unknown)}; known: {sorted(known)}")
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in sections:
+                section = sections[key]
+                names = {f.name for f in dataclasses.fields(section)}
+                bad = set(value or {}) - names
+                if bad:
+                    raise ValueError(f"{source}: unknown key(s) {sorted(bad)} in section {key!r}")
+                kwargs[key] = section(**(value or {}))
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read a YAML (``.yaml``/``.yml``) or JSON config file."""
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    if p.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: a config must be a mapping of sections")
+    return PipelineConfig.from_dict(data, source=str(p))
+
+
+def config_fingerprint(section: Any) -> str:
+    """Stable hash of a config section (what a stage's manifest records)."""
+    import hashlib
+
+    payload = json.dumps(dataclasses.asdict(section), sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

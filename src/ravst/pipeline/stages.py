@@ -1,0 +1,309 @@
+"""The pipeline stages as functions over a :class:`PipelineConfig` (what ``ravst build`` runs).
+
+Each stage reads the previous stage's output under ``out_dir`` and writes its own folder:
+
+=========  ==========================================  ======================================
+stage      reads                                       writes (``<out>/<stage>/``)
+=========  ==========================================  ======================================
+filter     ``annotations`` (UnAV-100 JSON)             ``filter.jsonl`` (decision per video),
+                                                       ``videos.jsonl`` (kept), ``summary.json``
+analyze    ``filter/videos.jsonl`` (+ captions CSV)    ``analyze.jsonl``, ``cache.sqlite``
+annotate   ``analyze/analyze.jsonl`` + ``videos_dir``  ``annotate.jsonl``
+qa         ``annotate/annotate.jsonl`` if built, else  ``qa.jsonl`` (per video),
+           ``analyze/analyze.jsonl`` (temporal only)   ``r_avst_qa.json`` (official layout)
+split      ``qa/r_avst_qa.json``                       ``train.json``, ``test.json``,
+                                                       ``split.jsonl``, ``counts.json``
+stats      latest records + ``qa/r_avst_qa.json``      PNG plots, ``stats.json``, ``stats.md``
+=========  ==========================================  ======================================
+
+Every folder also holds ``failures.jsonl`` (map stages) and ``manifest.json`` (written last).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ravst.pipeline.config import PipelineConfig, config_fingerprint
+from ravst.pipeline.runner import (
+    StageResult,
+    atomic_write_text,
+    file_fingerprint,
+    read_jsonl,
+    run_stage,
+    stage_is_current,
+    write_jsonl_atomic,
+    write_manifest,
+)
+
+__all__ = ["STAGES", "run_all", "run_analyze", "run_annotate", "run_filter", "run_qa", "run_split", "run_stats"]
+
+log = logging.getLogger(__name__)
+
+
+def _fp(*parts: str) -> str:
+    return "-".join(parts)
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: {what} is missing (run the earlier stage first)")
+    return path
+
+
+# ------------------------------------------------------------------ filter
+def _filter_one(payload: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    from ravst.formats.unav100 import unav100_json_to_records
+    from ravst.pipeline.filter import filter_video
+
+    video_id, raw = payload["video_id"], payload["raw"]
+    record = unav100_json_to_records({"database": {video_id: raw}})[0]
+    return filter_video(record, cfg)
+
+
+class _FilterFn:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return _filter_one(payload, self.cfg)
+
+
+def run_filter(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
+    from ravst.pipeline.filter import balance_event_counts
+
+    path = _need(Path(cfg.annotations), "the annotation file (config 'annotations')")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from exc
+    database = data.get("database") if isinstance(data, dict) else None
+    if not isinstance(database, dict):
+        raise ValueError(f"{path}: expected an UnAV-100-style object with a 'database' object")
+    subsets = set(cfg.filter.subsets)
+    items = [(vid, {"video_id": vid, "raw": raw}) for vid, raw in database.items()
+             if not subsets or (isinstance(raw, dict) and raw.get("subset") in subsets)]
+    fingerprint = _fp(file_fingerprint(path), config_fingerprint(cfg.filter))
+    result = run_stage(cfg.out_dir, "filter", items, _FilterFn(cfg.filter), fingerprint=fingerprint,
+                       progress=progress)
+    decisions = read_jsonl(result.output_path)
+    kept = balance_event_counts(decisions, cfg.filter)
+    write_jsonl_atomic(result.stage_dir / "videos.jsonl", kept)
+    atomic_write_text(result.stage_dir / "summary.json", json.dumps(filter_summary(decisions, kept), indent=2) + "\n")
+    return result
+
+
+def filter_summary(decisions: list[dict[str, Any]], kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per subset: videos in, kept, per drop reason, per event count and duration group."""
+    out: dict[str, Any] = {}
+    kept_ids = {d["video_id"] for d in kept}
+    for d in decisions:
+        s = out.setdefault(str(d["subset"]), {"videos": 0, "kept": 0, "dropped": {}, "events": {}, "groups": {}})
+        s["videos"] += 1
+        if d["video_id"] in kept_ids:
+            s["kept"] += 1
+            s["events"][str(d["num_events"])] = s["events"].get(str(d["num_events"]), 0) + 1
+            s["groups"][d["group"]] = s["groups"].get(d["group"], 0) + 1
+        else:
+            reason = (d["reason"] or "balanced_out").split(":")[0]
+            s["dropped"][reason] = s["dropped"].get(reason, 0) + 1
+    return out
+
+
+# ------------------------------------------------------------------ analyze
+class _AnalyzeFn:
+    def __init__(self, cfg: Any, cache_path: str, captions: dict[str, str]) -> None:
+        self.cfg, self.cache_path, self.captions = cfg, cache_path, captions
+        self._analyzer: Any = None
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
+        from ravst.pipeline.analyze import analyze_record, make_analyzer
+
+        if self._analyzer is None:
+            self._analyzer = make_analyzer(self.cfg, self.cache_path)
+        captions = {tuple(json.loads(k)): v for k, v in self.captions.items()}
+        return analyze_record(record, self._analyzer, captions)  # type: ignore[arg-type]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cfg": self.cfg, "cache_path": self.cache_path, "captions": self.captions, "_analyzer": None}
+
+
+def run_analyze(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
+    from ravst.pipeline.analyze import AnswerCache, OpenAIAnalyzer
+    from ravst.pipeline.filter import read_captions_csv
+
+    source = _need(Path(cfg.out_dir) / "filter" / "videos.jsonl", "the filter output")
+    records = read_jsonl(source)
+    captions: dict[str, str] = {}
+    inputs = [source]
+    if cfg.analyze.captions_csv:
+        inputs.append(Path(cfg.analyze.captions_csv))
+        captions = {json.dumps(list(k)): v for k, v in read_captions_csv(cfg.analyze.captions_csv).items()}
+    cache_path = cfg.analyze.cache_path or str(Path(cfg.out_dir) / "analyze" / "cache.sqlite")
+    fingerprint = _fp(file_fingerprint(*inputs), config_fingerprint(cfg.analyze))
+    if cfg.analyze.backend == "openai" and not stage_is_current(Path(cfg.out_dir) / "analyze", fingerprint):
+        # fill the cache with bounded concurrency first; the stage then reads answers from it
+        parsed = {tuple(json.loads(k)): v for k, v in captions.items()}
+        wanted = []
+        for r in records:
+            for e in r["events"]:
+                user = [parsed[(r["video_id"], i)] for i in e.get("source_indices", []) if (r["video_id"], i) in parsed]
+                wanted.append("; ".join(user) if user else (e.get("caption") or e["label"]))
+        analyzer = OpenAIAnalyzer(cfg.analyze, AnswerCache(cache_path))
+        analyzer.prefetch(wanted, progress=progress)
+        analyzer.cache.close()
+    items = [(r["video_id"], r) for r in records]
+    return run_stage(cfg.out_dir, "analyze", items, _AnalyzeFn(cfg.analyze, cache_path, captions),
+                     fingerprint=fingerprint, engine=cfg.engine, progress=progress)
+
+
+# ------------------------------------------------------------------ annotate
+class _AnnotateFn:
+    def __init__(self, cfg: Any, videos_dir: str) -> None:
+        self.cfg, self.videos_dir = cfg, videos_dir
+        self._detector: Any = None
+        self._propagator: Any = None
+
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
+        from ravst.pipeline.annotate import Sam2Propagator, annotate_record, find_video, make_detector
+
+        path = find_video(self.videos_dir, record["video_id"], self.cfg.video_exts)
+        if self._detector is None:
+            self._detector = make_detector(self.cfg)
+            self._propagator = Sam2Propagator(self.cfg) if self.cfg.sam2_model else None
+        return annotate_record(record, self._detector, path, self.cfg, self._propagator)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"cfg": self.cfg, "videos_dir": self.videos_dir, "_detector": None, "_propagator": None}
+
+
+def run_annotate(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
+    source = _need(Path(cfg.out_dir) / "analyze" / "analyze.jsonl", "the analyze output")
+    videos = _need(Path(cfg.videos_dir), "the videos folder (config 'videos_dir')") if cfg.videos_dir else None
+    if videos is None:
+        raise ValueError("config 'videos_dir' is required by the annotate stage")
+    records = read_jsonl(source)
+    listing = sorted(p.name + f":{p.stat().st_size}" for p in videos.iterdir())
+    listing_fp = hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
+    fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.annotate), listing_fp)
+    items = [(r["video_id"], r) for r in records]
+    return run_stage(cfg.out_dir, "annotate", items, _AnnotateFn(cfg.annotate, str(videos)),
+                     fingerprint=fingerprint, engine=cfg.engine, progress=progress)
+
+
+# ------------------------------------------------------------------ qa
+class _QAFn:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+
+    def __call__(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        from ravst.formats.official import items_to_official_json
+        from ravst.pipeline.qa import generate_qas
+
+        return items_to_official_json(generate_qas(record, self.cfg))
+
+
+def _latest_records(cfg: PipelineConfig) -> Path:
+    out = Path(cfg.out_dir)
+    for stage in ("annotate", "analyze"):
+        if (out / stage / "manifest.json").exists():
+            return out / stage / f"{stage}.jsonl"
+    return _need(out / "analyze" / "analyze.jsonl", "the analyze (or annotate) output")
+
+
+def run_qa(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
+    from ravst.formats.official import official_json_to_items, write_official
+
+    source = _latest_records(cfg)
+    if source.parent.name == "analyze":
+        log.info("qa: no annotate output; only temporal QAs can be generated (no boxes)")
+    records = read_jsonl(source)
+    fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.qa))
+    result = run_stage(cfg.out_dir, "qa", [(r["video_id"], r) for r in records], _QAFn(cfg.qa),
+                       fingerprint=fingerprint, progress=progress)
+    final = result.stage_dir / "r_avst_qa.json"
+    if result.skipped and final.exists():
+        return result
+    official = [video for per_video in read_jsonl(result.output_path) for video in per_video]
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    write_official(official_json_to_items(official, source=result.output_path), tmp)
+    os.replace(tmp, final)
+    return result
+
+
+# ------------------------------------------------------------------ split
+def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
+    from ravst.formats.official import read_official, write_official
+    from ravst.pipeline.split import split_counts, split_items
+
+    source = _need(Path(cfg.out_dir) / "qa" / "r_avst_qa.json", "the qa output")
+    stage_dir = Path(cfg.out_dir) / "split"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.split))
+    counts_path = stage_dir / "counts.json"
+    skipped = stage_is_current(stage_dir, fingerprint)
+    if not skipped:
+        (stage_dir / "manifest.json").unlink(missing_ok=True)
+        items = read_official(source)
+        splits = split_items(items, cfg.split)
+        for name, part in splits.items():
+            tmp = stage_dir / f".{name}.json.tmp-{os.getpid()}"
+            write_official(part, tmp)
+            os.replace(tmp, stage_dir / f"{name}.json")
+        assignment = {i.video: name for name, part in splits.items() for i in part}
+        write_jsonl_atomic(stage_dir / "split.jsonl", [{"video": v, "split": s} for v, s in assignment.items()])
+        counts = split_counts(splits)
+        atomic_write_text(counts_path, json.dumps(counts, indent=2) + "\n")
+        write_manifest(stage_dir, "split", fingerprint, counts=counts)
+    counts = json.loads(counts_path.read_text(encoding="utf-8"))
+    n = counts["total"]["qas"]
+    return StageResult("split", stage_dir, stage_dir / "split.jsonl", stage_dir / "split.jsonl",
+                       stage_dir / "manifest.json", n, 0, skipped)
+
+
+# ------------------------------------------------------------------ stats
+def run_stats(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
+    from ravst.formats.official import read_official
+    from ravst.pipeline.stats import plot_figure3, table1_counts, table1_markdown
+
+    out = Path(cfg.out_dir)
+    candidates = [out / s / f"{s}.jsonl" for s in ("annotate", "analyze")] + [out / "filter" / "videos.jsonl"]
+    source = next((p for p in candidates if p.exists()), None)
+    if source is None:
+        raise FileNotFoundError(f"{out}: no stage output to describe (run filter first)")
+    qa_path = out / "qa" / "r_avst_qa.json"
+    stage_dir = out / "stats"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    inputs = [source] + ([qa_path] if qa_path.exists() else [])
+    fingerprint = _fp(file_fingerprint(*inputs), config_fingerprint(cfg.stats), config_fingerprint(cfg.filter))
+    skipped = stage_is_current(stage_dir, fingerprint)
+    if not skipped:
+        (stage_dir / "manifest.json").unlink(missing_ok=True)
+        records = read_jsonl(source)
+        items = read_official(qa_path) if qa_path.exists() else []
+        table = table1_counts(records, items)
+        plots = plot_figure3(records, stage_dir, cfg.stats, cfg.filter)
+        atomic_write_text(stage_dir / "stats.json", json.dumps(table, indent=2) + "\n")
+        atomic_write_text(stage_dir / "stats.md", table1_markdown(table))
+        write_manifest(stage_dir, "stats", fingerprint, source=str(source), plots=[p.name for p in plots])
+    return StageResult("stats", stage_dir, stage_dir / "stats.json", stage_dir / "stats.json",
+                       stage_dir / "manifest.json", 1, 0, skipped)
+
+
+STAGES = {"filter": run_filter, "analyze": run_analyze, "annotate": run_annotate, "qa": run_qa,
+          "split": run_split, "stats": run_stats}
+
+
+def run_all(cfg: PipelineConfig, *, progress: bool = True, skip_annotate: bool = False) -> dict[str, StageResult]:
+    """Every stage in order; annotate is skipped when ``videos_dir`` is empty or ``skip_annotate``."""
+    results = {}
+    for name, fn in STAGES.items():
+        if name == "annotate" and (skip_annotate or not cfg.videos_dir):
+            log.info("annotate skipped (no videos_dir): spatial QAs need boxes")
+            continue
+        results[name] = fn(cfg, progress=progress)
+    return results

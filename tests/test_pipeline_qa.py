@@ -1,0 +1,103 @@
+"""QA generation in the official templates and layout; split; stats."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ravst.formats.official import read_official, write_official
+from ravst.parsing import parse_answer
+from ravst.pipeline.config import QAConfig, SplitConfig, StatsConfig
+from ravst.pipeline.qa import TEMPLATES, generate_qas
+from ravst.pipeline.split import split_counts, split_items
+from ravst.pipeline.stats import plot_figure3, table1_counts
+from ravst.types import Task
+
+RECORD = {
+    "video_id": "2WTFdWkL9Hs", "duration_s": 28.028,
+    "events": [
+        {"index": 0, "label": "man speaking", "start_s": 1.39314, "end_s": 4.31906,
+         "objects": [{"name": "person", "audible": True}, {"name": "guitar", "audible": False}],
+         "tracks": [
+             {"name": "person", "times_s": [1.4, 2.4, 3.4], "xyxy": [[158, 3, 561, 719], [158, 69, 561, 719],
+                                                                     [158, 59, 561, 719]]},
+             {"name": "guitar", "times_s": [1.4, 2.4, 2.4, 3.4], "xyxy": [[0, 0, 0, 0], [1, 2, 30, 40],
+                                                                          [50, 60, 70, 80], [0, 0, 0, 0]]},
+         ]},
+        {"index": 1, "label": "dog barking", "start_s": 10.0, "end_s": 12.5,
+         "objects": [{"name": "dog", "audible": True}]},
+    ],
+}
+
+
+def test_generate_all_tasks_and_roundtrip(tmp_path: Path) -> None:
+    items = generate_qas(RECORD, QAConfig())
+    kinds = [(q.event_index, q.kind) for q in items]
+    assert kinds == [(0, "temporal"), (0, "spatial-sounding"), (0, "spatial-silent"), (0, "spatiotemporal"),
+                     (1, "temporal")]  # event 1 has no boxes: temporal only
+    st = items[3]
+    assert st.question == 'When is the moment person makes sound and is visible, and where is the "person"?'
+    assert items[1].question == "What visible object(s) make sound between 1.39314 and 4.31906, and where is/are they?"
+    assert st.answer.span.as_list() == [1.4, 4.3]
+    path = write_official(items, tmp_path / "qa.json")
+    back = read_official(path)
+    assert [q.qa_id for q in back] == [q.qa_id for q in items]
+    assert back[2].answer.tracks[0] == items[2].answer.tracks[0]
+    assert back[2].sounding is False and back[0].query_object == "person"
+    raw = json.loads(path.read_text())
+    for event in raw[0]["annotation"]:
+        for qas in (v for k, v in event.items() if k != "event_num"):
+            for qa in qas:
+                assert parse_answer(qa["A"], strict=True).strict_ok
+
+
+def test_require_boxes_and_task_switches() -> None:
+    rec = json.loads(json.dumps(RECORD))
+    for t in rec["events"][0]["tracks"]:
+        t["xyxy"] = [[0, 0, 0, 0]] * len(t["times_s"])
+    assert [q.kind for q in generate_qas(rec, QAConfig(require_boxes=True))] == ["temporal", "temporal"]
+    only = generate_qas(RECORD, QAConfig(temporal=False, spatial_silent=False, spatiotemporal=False))
+    assert [q.kind for q in only] == ["spatial-sounding"]
+
+
+def test_templates_match_official_questions(official_qa_path: Path) -> None:
+    """Every official question is one of our templates with its slots filled."""
+    patterns = {k: re.compile(re.escape(v).replace(r"\{objects\}", ".+").replace(r"\{object\}", ".+")
+                              .replace(r"\{start\}", r"[\d.]+").replace(r"\{end\}", r"[\d.]+"))
+                for k, v in TEMPLATES.items()}
+    items = read_official(official_qa_path)
+    for q in items:
+        assert patterns[q.kind].fullmatch(q.question), q.question
+
+
+def test_split_by_video_balanced() -> None:
+    rng = np.random.default_rng(0)
+    items = []
+    for v in range(200):
+        rec = json.loads(json.dumps(RECORD))
+        rec["video_id"] = f"vid{v}"
+        if rng.random() < 0.5:
+            rec["events"] = rec["events"][1:]
+        items.extend(generate_qas(rec, QAConfig()))
+    splits = split_items(items, SplitConfig(test_fraction=0.2, seed=3))
+    assert {i.video for i in splits["train"]}.isdisjoint({i.video for i in splits["test"]})
+    counts = split_counts(splits)
+    for task in (Task.TEMPORAL, Task.SPATIAL, Task.SPATIOTEMPORAL):
+        share = counts["test"][task.value] / counts["total"][task.value]
+        assert abs(share - 0.2) < 0.03, (task, share)
+    again = split_items(items, SplitConfig(test_fraction=0.2, seed=3))
+    assert [i.qa_id for i in again["test"]] == [i.qa_id for i in splits["test"]]
+
+
+def test_stats_plots(tmp_path: Path) -> None:
+    items = generate_qas(RECORD, QAConfig())
+    table = table1_counts([RECORD], items)
+    assert table["videos"] == 1 and table["objects"] == 3 and table["qas_per_kind"]["temporal"] == 2
+    paths = plot_figure3([RECORD, {**RECORD, "video_id": "b", "duration_s": 55.0}], tmp_path, StatsConfig())
+    assert [p.name for p in paths] == ["event_duration_per_category.png", "video_durations.png",
+                                       "events_per_video.png", "category_wordcloud.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000
