@@ -1,0 +1,305 @@
+"""AVST-Zero rewards: the GT earns the maximum, rewards equal `ravst eval`, never raise, official mode."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ravst import rewards as R
+from ravst.parsing import render_answer
+from ravst.types import Answer, QAItem, Span, Task, Track
+
+EXACT = R.RewardConfig(similarity="exact")
+NAMES = ("total", "format", "object", "temporal", "spatial")
+
+
+def _funcs(cfg: R.RewardConfig) -> dict[str, Any]:
+    funcs, weights = R.make_reward_functions(cfg)
+    assert weights[0] == 1.0 and sum(weights) == 1.0
+    return {f.__name__: f for f in funcs}
+
+
+def _all(cfg: R.RewardConfig, texts: list[str], items: list[QAItem]) -> dict[str, list[float | None]]:
+    qa = [R.qa_json_of(it) for it in items]
+    completions = [[{"role": "assistant", "content": t}] for t in texts]
+    return {name: f(completions, qa=qa) for name, f in _funcs(cfg).items()}
+
+
+def _max_total(cfg: R.RewardConfig, item: QAItem, out: dict[str, list[float | None]], i: int) -> float:
+    lf, lo, lt, ls = cfg.weights(item.task)
+    return lf + sum(w for w, k in ((lo, "object"), (lt, "temporal"), (ls, "spatial")) if out[k][i] is not None)
+
+
+@pytest.fixture(scope="module")
+def test_items(official_qa_path: Path) -> list[QAItem]:
+    from ravst.formats.official import read_official
+
+    return read_official(official_qa_path)
+
+
+def _item(task: Task, answer: Answer, qa_id: str = "v/0/x/0") -> QAItem:
+    return QAItem(qa_id.replace("x", task.value), "v", 30.0, 0, 1, task, 0, "Q?", answer)
+
+
+ST_GT = Answer(
+    objects=("dog",),
+    spans=(Span(2.0, 6.0),),
+    tracks=(Track("dog", [2.0, 3.0, 4.0, 5.0], [[10, 10, 50, 50], [12, 10, 52, 50], [0, 0, 0, 0], [14, 10, 54, 50]]),),
+)
+
+
+def test_gt_earns_the_maximum_on_the_real_test_set(test_items: list[QAItem]) -> None:
+    items = test_items
+    out = _all(EXACT, [render_answer(it.answer) for it in items], items)
+    for i, item in enumerate(items):
+        assert out["format"][i] == 1.0, item.qa_id
+        for k in ("object", "temporal", "spatial"):
+            assert out[k][i] in (None, 1.0), (item.qa_id, k, out[k][i])
+        assert out["total"][i] == pytest.approx(_max_total(EXACT, item, out, i)), item.qa_id
+    # applicability follows the task
+    for i, item in enumerate(items):
+        assert (out["temporal"][i] is None) == (item.task is Task.SPATIAL)
+        assert (out["object"][i] is None) == (item.task is not Task.SPATIAL)
+
+
+def test_rewards_equal_ravst_eval(test_items: list[QAItem]) -> None:
+    """Perturbed GT answers: each reward equals the per-QA figure `ravst eval` writes."""
+    from ravst.evaluate import evaluate
+    from ravst.similarity import get_similarity
+    from ravst.types import Prediction
+
+    rng = np.random.default_rng(0)
+    items = [test_items[i] for i in rng.choice(len(test_items), 120, replace=False)]
+    texts = []
+    for it in items:
+        a = it.answer
+        spans = tuple(Span(max(0.0, s.start_s + rng.uniform(-3, 3)), s.end_s + rng.uniform(0, 5)) for s in a.spans)
+        tracks = tuple(Track(t.name if rng.random() < 0.7 else "", t.times_s + rng.choice([0.0, 0.4, 1.0]),
+                             t.xyxy + rng.uniform(-20, 20, t.xyxy.shape)) for t in a.tracks)
+        objects = tuple(o if rng.random() < 0.7 else "piano" for o in a.objects)
+        texts.append(render_answer(Answer(objects, spans, tracks)) if rng.random() < 0.9 else "I do not know")
+    out = _all(EXACT, texts, items)
+    preds = [Prediction(it.qa_id, t) for it, t in zip(items, texts, strict=True)]
+    result = evaluate(items, preds, similarity=get_similarity("exact"))
+    rows = {r["qa_id"]: r["lenient"] for r in result.rows}
+
+    def same(a: float | None, b: float | None) -> bool:  # eval scores a split at once: float order differs
+        return (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, abs_tol=1e-12))
+
+    for i, it in enumerate(items):
+        row = rows[it.qa_id]
+        assert same(out["temporal"][i], row["t_iou"]), it.qa_id
+        assert same(out["spatial"][i], row["v_iou"]), it.qa_id
+        assert same(out["object"][i], row["object_acc"]), it.qa_id
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=st.sampled_from(list("<>/answerobjectwhenwh[],.:0123456789 \n-dog")), max_size=200))
+def test_never_raises_and_stays_in_range(text: str) -> None:
+    item = _item(Task.SPATIOTEMPORAL, ST_GT)
+    out = _all(EXACT, [text], [item])
+    for k in ("format", "temporal", "spatial"):
+        v = out[k][0]
+        assert v is not None and 0.0 <= v <= 1.0
+    assert 0.0 <= out["total"][0] <= _max_total(EXACT, item, out, 0) + 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(shift=st.floats(-10, 10), jitter=st.floats(0, 40), seed=st.integers(0, 1000))
+def test_perturbed_answers_score_below_gt(shift: float, jitter: float, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    item = _item(Task.SPATIOTEMPORAL, ST_GT)
+    t = ST_GT.tracks[0]
+    start = max(0.0, 2.0 + shift)
+    pred = Answer(("dog",), (Span(start, start + 4.0),),
+                  (Track("dog", t.times_s, t.xyxy + rng.uniform(-jitter, jitter, t.xyxy.shape)),))
+    out = _all(EXACT, [render_answer(pred), render_answer(ST_GT)], [item, item])
+    assert out["total"][0] <= out["total"][1] + 1e-12
+    assert out["temporal"][0] == pytest.approx(max(0.0, 4.0 - abs(start - 2.0)) / (4.0 + abs(start - 2.0)))
+
+
+def test_unreadable_is_zero_and_counted() -> None:
+    item = _item(Task.TEMPORAL, Answer(("dog",), (Span(1.0, 2.0),)))
+    before = dict(R.COUNTERS)
+    out = _all(EXACT, ["nothing useful here"], [item])
+    assert out["total"] == [0.0] and out["temporal"] == [0.0] and out["object"] == [None]
+    assert R.COUNTERS["unparsed"] > before.get("unparsed", 0)
+    bad = R.total_reward(["<answer>"], qa=["{not json"], config=EXACT)
+    assert bad == [0.0] and R.COUNTERS["bad_qa"] > before.get("bad_qa", 0)
+
+
+def test_scoring_error_is_logged_counted_and_zero(monkeypatch: pytest.MonkeyPatch,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    cfg = R.RewardConfig(similarity="exact", format_weight=0.5)
+    item = _item(Task.TEMPORAL, Answer(("dog",), (Span(1.0, 2.0),)))
+
+    def boom(*_: Any) -> Any:
+        raise RuntimeError("metric bug")
+
+    monkeypatch.setattr(R._scorer(cfg), "_ravst", boom)
+    n = R.COUNTERS["error"]
+    text, qa = ["<answer><when>[1, 2]</when></answer>"], [R.qa_json_of(item)]
+    assert R.total_reward(text, qa=qa, config=cfg) == [0.0]
+    assert R.temporal_reward(text, qa=qa, config=cfg) == [0.0]
+    assert R.object_reward(text, qa=qa, config=cfg) == [None]  # still "does not apply" for a temporal QA
+    assert R.COUNTERS["error"] == n + 1 and "metric bug" in caplog.text  # counted once per completion
+
+
+def test_format_needs_the_task_tags_and_official_layout() -> None:
+    item = _item(Task.TEMPORAL, Answer(("dog",), (Span(1.0, 2.0),)))
+    texts = ["<answer>\n<object>dog</object>\n<when>[1.0, 2.0]</when>\n</answer>",
+             "<answer>\n<when>[1.0, 2.0]</when>\n</answer>",
+             "<think>x</think><answer>\n<object>dog</object>\n<when>[1.0, 2.0]</when>\n</answer>"]
+    out = _all(EXACT, texts, [item] * 3)
+    assert out["format"] == [1.0, 0.0, 0.0]
+    assert out["temporal"] == [1.0, 1.0, 1.0]
+
+
+def test_ablation_and_weights() -> None:
+    item = _item(Task.SPATIOTEMPORAL, ST_GT)
+    text = render_answer(ST_GT)
+    full = _all(EXACT, [text], [item])["total"][0]
+    no_t = _all(R.RewardConfig(similarity="exact", no_temporal_reward=True), [text], [item])["total"][0]
+    no_s = _all(R.RewardConfig(similarity="exact", no_spatial_reward=True), [text], [item])["total"][0]
+    assert (full, no_t, no_s) == (3.0, 2.0, 2.0)
+    with pytest.raises(ValueError, match="mode"):
+        R.RewardConfig(mode="nope")
+    with pytest.raises(ValueError, match=">= 0"):
+        R.TaskWeights(temporal=-1.0)
+    with pytest.raises(ValueError, match="official_vocab"):
+        R.RewardConfig(mode="official")
+
+
+def test_speed_is_well_under_a_millisecond_per_completion(test_items: list[QAItem]) -> None:
+    """Not a timing assertion on a shared machine: counts cache behaviour (each text parsed once
+    for the five reward functions). Timings are in docs/benchmarks-training.md."""
+    item = next(it for it in test_items if it.task is Task.SPATIOTEMPORAL)
+    scorer = R._scorer(EXACT)
+    scorer._scores.clear()
+    text = render_answer(item.answer) + "\n"
+    _all(EXACT, [text], [item])
+    assert len(scorer._scores) == 1
+
+
+# ---------------------------------------------------------------------------------- official mode
+@pytest.fixture(scope="module")
+def official_cfg(tmp_path_factory: pytest.TempPathFactory) -> R.RewardConfig:
+    """A GT vocabulary .pt and a tiny gensim KeyedVectors (puppy ~ dog, piano far from both)."""
+    import torch
+    from gensim.models import KeyedVectors
+
+    root = tmp_path_factory.mktemp("official")
+    rng = np.random.default_rng(0)
+    dog, cat, man = rng.normal(size=(3, 300))
+    vocab = {"gt_object_list": ["dog", "cat", "man"],
+             "gt_embeddings": torch.tensor(np.stack([dog, cat, man]), dtype=torch.float32)}
+    torch.save(vocab, root / "vocab.pt")
+    kv = KeyedVectors(vector_size=300)
+    kv.add_vectors(["puppy", "piano", "kitten"], np.stack([dog + 0.1 * rng.normal(size=300),
+                                                           rng.normal(size=300), cat + 2.0 * rng.normal(size=300)]))
+    kv.save(str(root / "kv.kv"))
+    return R.RewardConfig(mode="official", official_vocab=str(root / "vocab.pt"),
+                          official_word2vec=str(root / "kv.kv"))
+
+
+def test_official_object_recall_via_word2vec(official_cfg: R.RewardConfig) -> None:
+    item = _item(Task.SPATIAL, Answer(("A dog", "cat"), (), ()))
+    texts = ["<answer><object>puppy</object></answer>", "<answer><object>dog, cat</object></answer>",
+             "<answer><object>piano, kitten</object></answer>"]
+    assert _all(official_cfg, texts, [item] * 3)["object"] == [0.5, 1.0, 0.0]
+
+
+def test_official_temporal_spatial_and_format(official_cfg: R.RewardConfig) -> None:
+    gt = Answer(("dog",), (Span(0.0, 10.0),),
+                (Track("dog", [1.4, 2.4, 3.0], [[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 0, 0]]),))
+    item = _item(Task.SPATIOTEMPORAL, gt)
+    # two intervals merged: [0, 4] U [3, 6] = [0, 6] -> IoU 0.6; boxes at rounded seconds 1 and 2:
+    # second 1 has a perfect box (a second, worse box there is ignored: best IoU), second 2 none
+    text = ("<answer><object>cat</object><when>[0, 4] [3, 6]</when><where>1.0: [0, 0, 10, 10]\n"
+            "1.0: [0, 0, 5, 5]\n7.0: [0, 0, 10, 10]</where></answer>")
+    out = _all(official_cfg, [text, render_answer(gt)], [item, item])
+    assert out["temporal"][0] == pytest.approx(0.6)
+    assert out["spatial"][0] == pytest.approx(0.5)
+    assert out["object"] == [0.0, 1.0]
+    assert out["format"] == [1.0, 1.0]
+    temporal_gt = Answer(("dog",), (Span(0.0, 10.0),))
+    t_item = _item(Task.TEMPORAL, temporal_gt)
+    # released semantics: format needs <where> even for temporal questions (documented quirk)
+    assert _all(official_cfg, [render_answer(temporal_gt)], [t_item])["format"] == [0.0]
+
+
+def test_official_vocab_real_file(shared_data: Path) -> None:
+    mapper = R.OfficialObjectMapper(shared_data / "r_avst" / "Test_gt_object_vocab.pt", "/nonexistent.kv")
+    assert len(mapper.names) == 645 and mapper.unit.shape == (645, 300)
+    assert mapper.map("Cruise ship") == "cruise ship" and mapper.map("A waterfall") == "waterfall"
+    assert mapper.map("1. People") == "1 people" and mapper.map("A three-wheeled vehicle") == "threewheeled vehicle"
+    assert math.isclose(float(np.linalg.norm(mapper.unit[0])), 1.0, rel_tol=1e-9)
+
+
+def test_official_mode_gt_on_the_real_test_set(shared_data: Path, test_items: list[QAItem]) -> None:
+    """Every GT name of the test set is in the released vocabulary (no word2vec lookup needed), so
+    the GT gets object 1, temporal 1, spatial 1; format only where all three tags are present."""
+    cfg = R.RewardConfig(mode="official", official_vocab=str(shared_data / "r_avst" / "Test_gt_object_vocab.pt"),
+                         official_word2vec="/nonexistent.kv", similarity="exact")
+    errors = R.COUNTERS["error"]
+    out = _all(cfg, [render_answer(it.answer) for it in test_items], test_items)
+    assert R.COUNTERS["error"] == errors
+    for i, it in enumerate(test_items):
+        assert out["object"][i] == 1.0, it.qa_id
+        assert out["temporal"][i] in (None, 1.0) and out["spatial"][i] in (None, 1.0), it.qa_id
+        assert out["format"][i] == float(bool(it.answer.span and it.answer.tracks and it.answer.objects)), it.qa_id
+
+
+def test_qa_json_roundtrip() -> None:
+    from ravst.train.data import qa_from_json
+
+    item = _item(Task.SPATIOTEMPORAL, ST_GT)
+    back = qa_from_json(R.qa_json_of(item))
+    assert back.answer.objects == item.answer.objects and back.answer.tracks == item.answer.tracks
+    assert json.loads(R.qa_json_of(item))["task"] == "spatiotemporal"
+
+
+def test_input_space_boxes_are_converted_like_ravst_eval() -> None:
+    """A completion in the model's input pixels: the reward equals `ravst eval` on a prediction
+    recorded with coord_space=input (what `ravst infer` writes for Qwen)."""
+    from ravst.evaluate import evaluate
+    from ravst.similarity import get_similarity
+    from ravst.train.data import answer_in_space
+    from ravst.types import CoordSpace, Prediction
+
+    item = _item(Task.SPATIOTEMPORAL, ST_GT)
+    original_wh, input_wh = (640, 360), (308, 168)
+    gt_in_input = answer_in_space(ST_GT, "input", original_wh=original_wh, input_wh=input_wh)
+    shifted = Answer(gt_in_input.objects, gt_in_input.spans,
+                     tuple(Track(t.name, t.times_s, t.xyxy + 3.0) for t in gt_in_input.tracks))
+    cfg = R.RewardConfig(similarity="exact", coord_space="input")
+    texts = [render_answer(gt_in_input), render_answer(shifted)]
+    qa = [R.qa_json_of(item)] * 2
+    spatial = R.spatial_reward(texts, qa=qa, input_wh=[input_wh] * 2, original_wh=[original_wh] * 2, config=cfg)
+    assert spatial[0] == pytest.approx(1.0, abs=0.01)  # targets are rounded to 0.1 input pixel
+    preds = [Prediction(item.qa_id, texts[1], coord_space=CoordSpace.INPUT, input_wh=input_wh,
+                        extra={"original_wh": list(original_wh)})]
+    row = evaluate([item], preds, similarity=get_similarity("exact")).rows[0]["lenient"]
+    assert spatial[1] == pytest.approx(row["v_iou"], abs=1e-12) and spatial[1] < spatial[0]
+    # without the frame sizes the boxes cannot be placed: dropped and counted, never raised
+    n = R.COUNTERS["coord_unconvertible"]
+    assert R.spatial_reward(texts[:1], qa=qa[:1], config=cfg) == [0.0]
+    assert R.COUNTERS["coord_unconvertible"] == n + 1
+
+
+@pytest.mark.parametrize("space", ["input", "norm1", "norm1000", "original"])
+def test_sft_targets_roundtrip_through_ravst_coords(space: str) -> None:
+    from ravst.coords import convert_answer
+    from ravst.train.data import answer_in_space
+
+    sizes = {"original_wh": (854, 480), "input_wh": (420, 224)}
+    there = answer_in_space(ST_GT, space, **sizes)
+    back = convert_answer(there, space, **sizes)
+    np.testing.assert_allclose(back.tracks[0].xyxy, ST_GT.tracks[0].xyxy, atol=1.5)
