@@ -1,0 +1,152 @@
+"""What the report reads: the output folders of ``ravst eval`` and, optionally, the QA file.
+
+An evaluation folder holds ``metrics.json`` (required) and ``per_qa.jsonl`` (one row per QA, as
+written by :func:`ravst.evaluate.write_outputs`); ``metrics.json`` names the ground truth
+(``gt``) and predictions (``pred``, or ``"gt"`` when the GT was scored against itself) it was
+computed from, which is where the report finds the predicted boxes.
+
+>>> group_of_length(12.0), group_of_length(45.0)
+('short', 'long')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ravst.types import Prediction, QAItem
+
+__all__ = ["EvalRun", "dataset_records", "group_of_length", "load_eval", "load_predictions"]
+
+log = logging.getLogger(__name__)
+
+LENGTH_BOUNDS_S = (20.0, 40.0)  # short < 20 s <= medium < 40 s <= long, as in ravst.evaluate
+
+
+def group_of_length(duration_s: float) -> str:
+    if duration_s < LENGTH_BOUNDS_S[0]:
+        return "short"
+    return "medium" if duration_s < LENGTH_BOUNDS_S[1] else "long"
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """One evaluated model: its name, folder, ``metrics.json`` and per-QA rows."""
+
+    name: str
+    path: Path
+    metrics: dict[str, Any]
+    rows: tuple[dict[str, Any], ...] = ()
+    pred_path: Path | None = None  # predictions JSONL; None when absent or when pred was "gt"
+    pred_is_gt: bool = False
+    backend: str = "unknown"  # the "model" field of the predictions, when they have one
+    predictions: dict[str, Prediction] = field(default_factory=dict)  # qa_id -> prediction
+    _by_id: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {str(r["qa_id"]): r for r in self.rows})
+
+    def row(self, qa_id: str) -> dict[str, Any] | None:
+        """The ``per_qa.jsonl`` row of a QA, or None."""
+        return self._by_id.get(qa_id)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from exc
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open() as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}: line {n}: not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or "qa_id" not in row:
+                raise ValueError(f"{path}: line {n}: expected an object with a 'qa_id' field")
+            rows.append(row)
+    return rows
+
+
+def load_predictions(path: Path) -> tuple[dict[str, Prediction], str]:
+    """``(qa_id -> prediction, backend)`` of a predictions JSONL (the last line of a qa_id wins);
+    the backend is the set of ``model`` fields found."""
+    from ravst.formats.predictions import read_predictions
+
+    preds = read_predictions(path)
+    models = sorted({p.model for p in preds if p.model})
+    return {p.qa_id: p for p in preds}, ", ".join(models) or "unknown"
+
+
+def load_eval(path: Path, *, name: str | None = None, pred: Path | None = None) -> EvalRun:
+    """Read an evaluation folder. ``pred`` overrides the predictions path in ``metrics.json``."""
+    path = Path(path)
+    metrics_path = path / "metrics.json"
+    if not metrics_path.is_file():
+        raise ValueError(f"{path}: no metrics.json (is this an output folder of `ravst eval --out`?)")
+    metrics = _read_json(metrics_path)
+    if not isinstance(metrics, dict) or "tasks" not in metrics:
+        raise ValueError(f"{metrics_path}: field 'tasks' is missing")
+    rows_path = path / "per_qa.jsonl"
+    rows = _read_rows(rows_path) if rows_path.is_file() else []
+    if not rows:
+        log.warning("%s: no per_qa.jsonl rows; worst-case samples are not available", path)
+    recorded = metrics.get("pred")
+    pred_is_gt = pred is None and recorded == "gt"
+    pred_path = pred
+    if pred_path is None and recorded and recorded != "gt":
+        candidate = Path(recorded)
+        pred_path = candidate if candidate.is_file() else None
+        if pred_path is None:
+            log.warning("%s: predictions %s named in metrics.json are not found", path, recorded)
+    preds: dict[str, Prediction] = {}
+    backend = "ground truth (scored against itself)" if pred_is_gt else "unknown"
+    if pred_path is not None:
+        preds, backend = load_predictions(pred_path)
+    return EvalRun(name or metrics.get("model") or path.name, path, metrics, tuple(rows), pred_path,
+                   pred_is_gt, backend, preds)
+
+
+def dataset_records(items: Sequence[QAItem], categories: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Per-video records (``video_id``, ``duration_s``, ``events`` with ``label``, ``start_s``,
+    ``end_s`` and ``objects`` ``{name, audible}``) rebuilt from QAs, for the Figure 3 plots.
+    ``categories`` (qa_id -> event category, e.g. from ``per_qa.jsonl``) fills in the labels that
+    the official layout does not carry."""
+    categories = categories or {}
+    videos: dict[str, float] = {}
+    events: dict[tuple[str, int], dict[str, Any]] = {}
+    objects: dict[tuple[str, int], dict[str, bool]] = defaultdict(dict)
+    for item in items:
+        videos[item.video] = item.duration_s
+        key = (item.video, item.event_index)
+        span = item.answer.span or item.query_span
+        label = item.category or categories.get(item.qa_id) or "(no category)"
+        ev = events.setdefault(key, {"label": label, "start_s": None, "end_s": None})
+        if ev["label"] == "(no category)":
+            ev["label"] = label
+        if span is not None and ev["start_s"] is None:
+            ev["start_s"], ev["end_s"] = span.start_s, span.end_s
+        for name in item.answer.objects:
+            audible = item.sounding
+            objects[key][name] = objects[key].get(name, False) or audible
+    records = []
+    for video, duration in videos.items():
+        evs = []
+        for (v, ei), ev in sorted(events.items()):
+            if v != video or ev["start_s"] is None:
+                continue
+            objs = [{"name": n, "audible": a} for n, a in objects[(v, ei)].items()]
+            evs.append({**ev, "objects": objs})
+        records.append({"video_id": video, "duration_s": duration, "events": evs})
+    return records
