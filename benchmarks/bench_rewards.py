@@ -9,7 +9,7 @@ semantics (released R-AVST rewards: merged-interval IoU, best-IoU-per-GT-box at 
 second, word2vec mapping to the GT vocabulary) run the same way. The word2vec vectors here are
 random (20,000 words x 300; GoogleNews is not available offline): lookup cost is the same.
 
-    .venv/bin/python benchmarks/bench_rewards.py [--repeats 20] [--similarity exact|minilm]
+    .venv/bin/python benchmarks/bench_rewards.py [--repeats 20] [--similarity exact|minilm] [--decimals 1]
 """
 
 from __future__ import annotations
@@ -45,7 +45,15 @@ def make_items(rng: np.random.Generator) -> list[QAItem]:
     return items
 
 
-def completions(items: list[QAItem], rng: np.random.Generator, batch: int) -> tuple[list[str], list[QAItem]]:
+def completions(
+    items: list[QAItem], rng: np.random.Generator, batch: int, decimals: int = 1
+) -> tuple[list[str], list[QAItem]]:
+    """48 completions; numbers rounded to ``decimals`` places like the official layout and model
+    outputs (``decimals < 0``: full float repr, 17 significant digits, slower to parse)."""
+
+    def rnd(x):
+        return np.round(x, decimals) if decimals >= 0 else x
+
     texts, owners = [], []
     for item in items:
         gt = item.answer
@@ -55,10 +63,12 @@ def completions(items: list[QAItem], rng: np.random.Generator, batch: int) -> tu
             else:
                 t = gt.tracks[0]
                 shift = float(rng.uniform(-5, 5))
-                span = Span(max(0.0, gt.spans[0].start_s + shift), gt.spans[0].end_s + shift + 0.1 * batch)
+                start = float(rnd(max(0.0, gt.spans[0].start_s + shift)))
+                span = Span(start, max(start, float(rnd(gt.spans[0].end_s + shift + 0.1 * batch))))
                 name = gt.objects[0] if rng.random() < 0.8 else NAMES[int(rng.integers(8))]
-                boxes = t.xyxy + rng.normal(0, 15, t.xyxy.shape)
-                texts.append(render_answer(Answer((name,), (span,), (Track(name, t.times_s + shift, boxes),))))
+                boxes = rnd(t.xyxy + rng.normal(0, 15, t.xyxy.shape))
+                times = rnd(t.times_s + shift)
+                texts.append(render_answer(Answer((name,), (span,), (Track(name, times, boxes),))))
             owners.append(item)
     return texts, owners
 
@@ -77,16 +87,16 @@ def official_config(tmp: Path, items: list[QAItem]) -> R.RewardConfig:
     return R.RewardConfig(mode="official", official_vocab=str(tmp / "vocab.pt"), official_word2vec=str(tmp / "kv.kv"))
 
 
-def run(cfg: R.RewardConfig, items: list[QAItem], repeats: int) -> tuple[float, float, float]:
+def run(cfg: R.RewardConfig, items: list[QAItem], repeats: int, decimals: int) -> tuple[float, float, float]:
     funcs, _ = R.make_reward_functions(cfg)
     rng = np.random.default_rng(0)
     qa_cache = {it.qa_id: R.qa_json_of(it) for it in items}
-    warm_texts, warm_owners = completions(items, rng, -1)
+    warm_texts, warm_owners = completions(items, rng, -1, decimals)
     for f in funcs:  # warm-up: imports, model / vectors loading, name embeddings
         f(warm_texts, qa=[qa_cache[o.qa_id] for o in warm_owners])
     per_batch, first = [], []
     for b in range(repeats):
-        texts, owners = completions(items, rng, b)
+        texts, owners = completions(items, rng, b, decimals)
         qa = [qa_cache[o.qa_id] for o in owners]
         t0 = time.perf_counter()
         funcs[0](texts, qa=qa)
@@ -105,17 +115,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--similarity", default="exact", choices=["exact", "minilm"])
+    ap.add_argument("--decimals", type=int, default=1,
+                    help="decimals of the numbers in the completions (official layout: 1); -1: full float repr")
     args = ap.parse_args()
     items = make_items(np.random.default_rng(0))
     print(f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}; "
-          f"batch 8 prompts x 6 completions, {args.repeats} batches, median")
+          f"batch 8 prompts x 6 completions, {args.repeats} batches, median; numbers with "
+          f"{'full repr' if args.decimals < 0 else f'{args.decimals} decimal(s)'}")
     with tempfile.TemporaryDirectory() as tmp:
         rows = [("ravst (" + args.similarity + ")", R.RewardConfig(similarity=args.similarity)),
                 ("official (word2vec)", official_config(Path(tmp), items))]
         print(f"{'semantics':22s} {'completions/s (5 funcs)':>24s} {'ms/completion: total':>22s} "
               f"{'ms/completion: 5 funcs':>24s}")
         for name, cfg in rows:
-            rate, first_ms, all_ms = run(cfg, items, args.repeats)
+            rate, first_ms, all_ms = run(cfg, items, args.repeats, args.decimals)
             print(f"{name:22s} {rate:24.0f} {first_ms:22.3f} {all_ms:24.3f}")
     print(f"counters: {dict(R.COUNTERS)}")
 

@@ -379,3 +379,145 @@ def test_score_batch_equals_score_qa():
         if b.ap is not None:
             assert b.ap == pytest.approx(s.ap, abs=1e-12)
     assert aggregate(batch) == aggregate(single)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bulk kernels of score_batch give what their per-block counterparts give
+
+
+def test_segment_pairs_are_the_cells_of_each_segment():
+    pa, pb = F.segment_pairs([0, 0, 2, 2, 2], [1, 2, 2], 3)
+    assert list(zip(pa.tolist(), pb.tolist(), strict=True)) == [(2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2)]
+    pa, pb = F.segment_pairs([], [0, 1], 2)
+    assert pa.size == pb.size == 0
+
+
+@pytest.mark.parametrize("min_score", [0.5, 1.0, 0.0, -0.2])
+def test_batch_match_one_to_one_equals_per_block(min_score):
+    rng = np.random.default_rng(3)
+    a_seg, b_seg, blocks = [], [], []
+    for q in range(400):
+        na, nb = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+        # coarse values: many ties, many rows / columns with several valid cells
+        blocks.append(rng.choice([-0.3, 0.0, 0.5, 0.7, 1.0], size=(na, nb)))
+        a_seg += [q] * na
+        b_seg += [q] * nb
+    pa, pb = F.segment_pairs(a_seg, b_seg, 400)
+    score = np.concatenate([b.reshape(-1) for b in blocks])
+    ma, mb = F.batch_match_one_to_one(a_seg, b_seg, pa, pb, score, min_score=min_score)
+    want_a, want_b = [], []
+    a0 = b0 = 0
+    for blk in blocks:
+        r, c = F.match_one_to_one(blk, min_score=min_score)
+        want_a += (r + a0).tolist()
+        want_b += (c + b0).tolist()
+        a0, b0 = a0 + blk.shape[0], b0 + blk.shape[1]
+    got = sorted(zip(ma.tolist(), mb.tolist(), strict=True))
+    want = sorted(zip(want_a, want_b, strict=True))
+    # ties may be broken differently by the solver: same matched rows, columns of equal score
+    assert [g[0] for g in got] == [w[0] for w in want]
+    s_of = {(int(a), int(b)): float(v) for a, b, v in zip(pa, pb, score, strict=True)}
+    assert sum(s_of[g] for g in got) == pytest.approx(sum(s_of[w] for w in want))
+
+
+def test_batch_frame_ious_duplicate_boxes_and_unsorted_rows():
+    # GT with two identical boxes at t=0 (ties), rows out of time order, an empty box
+    gt_t = [1.0, 0.0, 0.0, 0.0, 2.0]
+    gt_b = [[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 0, 0], [5, 5, 9, 9]]
+    pr_t = [0.0, 0.0, 1.2, 2.4]
+    pr_b = [[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 10], [5, 5, 9, 9]]
+    f_obj, f_iou = F.batch_frame_ious([0] * 5, gt_t, gt_b, [0] * 4, pr_t, pr_b)
+    want = F.track_frame_ious(pr_t, pr_b, gt_t, gt_b)
+    assert f_obj.tolist() == [0, 0, 0]
+    np.testing.assert_allclose(f_iou, want)
+    np.testing.assert_allclose(f_iou, [0.75, 1.0, 1.0])
+
+
+def test_batch_frame_ious_random_multi_instance_blocks():
+    rng = np.random.default_rng(11)
+    g_obj, g_t, g_b, p_obj, p_t, p_b, want = [], [], [], [], [], [], []
+    for k in range(150):
+        ng, npr = int(rng.integers(0, 12)), int(rng.integers(0, 12))
+        gt_t = rng.choice([0.0, 1.0, 2.0], ng)
+        gb = rng.integers(0, 6, (ng, 4)).astype(float) * 5
+        gb[:, 2:] += gb[:, :2]
+        if ng > 1:
+            gb[1] = gb[0]  # a duplicate box
+        pt = rng.choice([0.0, 1.0, 2.2], npr)
+        pb = rng.integers(0, 6, (npr, 4)).astype(float) * 5
+        pb[:, 2:] += pb[:, :2]
+        g_obj += [k] * ng
+        g_t.append(gt_t)
+        g_b.append(gb)
+        p_obj += [k] * npr
+        p_t.append(pt)
+        p_b.append(pb)
+        want.append(F.track_frame_ious(pt, pb, gt_t, gb))
+    _, f_iou = F.batch_frame_ious(g_obj, np.concatenate(g_t), np.concatenate(g_b), p_obj,
+                                      np.concatenate(p_t), np.concatenate(p_b))
+    np.testing.assert_allclose(f_iou, np.concatenate(want), atol=1e-12)
+
+
+class _WordSimilarity:
+    """A continuous similarity (like an embedding backend): many values near tau, and ties."""
+
+    tau = 0.55
+
+    def matrix(self, a, b):
+        def score(x, y):
+            if x == y:
+                return 1.0
+            sx, sy = set(x.lower().split()), set(y.lower().split())
+            return len(sx & sy) / max(len(sx | sy), 1) + 0.05 * (len(x) % 3)
+
+        return np.array([[min(score(x, y), 1.0) for y in b] for x in a]).reshape(len(a), len(b))
+
+
+@pytest.mark.parametrize("similarity", [_WordSimilarity(), EXACT])
+def test_score_batch_equals_score_qa_many_names(similarity):
+    from ravst.metrics.ravst_protocol import score_batch
+
+    rng = np.random.default_rng(5)
+    names = ["dog", "big dog", "a man", "man", "old man", "cat", "the cat", "", "piano"]
+    items, parsed = [], []
+    for i in range(400):
+        task = [Task.SPATIAL, Task.SPATIOTEMPORAL][i % 2]
+        gt = _random_answer(rng, names[:-2])
+        gt = Answer(gt.objects or ("dog",), gt.spans or (Span(1.0, 4.0),), gt.tracks)
+        items.append(_qa(task, gt, qa_id=f"v/{i}/{task.value}/0"))
+        parsed.append(None if rng.random() < 0.05 else _p(_random_answer(rng, names)))
+    batch = score_batch(items, parsed, similarity)
+    single = [score_qa(it, p, similarity) for it, p in zip(items, parsed, strict=True)]
+    for b, s in zip(batch, single, strict=True):
+        assert b.n_matched_objects == s.n_matched_objects and b.n_pred_objects == s.n_pred_objects
+        for k in ("t_iou", "object_acc", "object_precision", "object_f1", "v_iou"):
+            u, w = getattr(b, k), getattr(s, k)
+            assert (u is None) == (w is None), (k, b, s)
+            if u is not None:
+                assert u == pytest.approx(w, abs=1e-12), (k, b, s)
+        assert (b.ap is None) == (s.ap is None)
+        if b.ap is not None:
+            assert b.ap == pytest.approx(s.ap, abs=1e-12)
+    assert aggregate(batch) == aggregate(single)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_match_blocks_equals_hungarian_on_tied_blocks(seed):
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    shapes = [(int(rng.integers(2, 7)), int(rng.integers(2, 7))) for _ in range(300)]
+    if seed == 0:
+        shapes = [(2, k) for k in range(2, 6)] + [(k, 2) for k in range(2, 6)] + [(k, k) for k in range(2, 6)]
+    blocks = [rng.choice([0.0, 0.25, 0.5, 0.5, 1.0], size=s) for s in shapes]  # many ties
+    pair_iou = np.concatenate([b.reshape(-1) for b in blocks])
+    ng = np.array([s[0] for s in shapes])
+    npr = np.array([s[1] for s in shapes])
+    seg = np.cumsum(ng * npr) - ng * npr
+    matched = np.full(len(shapes), np.nan)
+    F._match_blocks(pair_iou, seg, ng, npr, matched, np.arange(len(shapes)))
+    want = []
+    for b in blocks:
+        r, c = linear_sum_assignment(b, maximize=True)
+        want.append(b[r, c].sum())
+    np.testing.assert_allclose(matched, want, atol=1e-12)

@@ -361,3 +361,51 @@ def test_official_answers_lenient_without_newlines(official_qa_path: Path) -> No
         flat = parse_answer(text.replace("\n", " "))
         assert not flat.strict_ok
         assert flat.answer == parse_answer(text, strict=True).answer, text[:200]
+
+
+# ------------------------------------------------------------------------------ fast paths
+
+
+def _strict_outcome(fn, text: str):
+    from ravst.parsing import _StrictError
+
+    try:
+        return fn(text)
+    except _StrictError as err:
+        return str(err)
+
+
+ROW_FRAGMENTS = st.sampled_from([
+    "<answer>", "</answer>", "<object>dog</object>", "<when>[1.0, 2.5]</when>", "<when>[3.0, 1.0]</when>",
+    "<where>", "</where>", "0.0: [1.0, 2.0, 3.0, 4.0]", "1: [1, 2, 3, 4]", "2.5: [1e999, 2.0, 3.0, 4.0]",
+    "3.0: [1.0, 2.0, 3.0]", "4.0:[1.0, 2.0, 3.0, 4.0]", "-1.5e3: [-0.0, 2.0, 3.0, 4.0]", "1.: [1, 2, 3, 4]",
+    "5.0: [1.0, 2.0, 3.0, 4.0] ", " ", "x",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ROW_FRAGMENTS, max_size=14).map("\n".join))
+def test_fast_strict_parser_equals_the_line_reader(text: str) -> None:
+    from ravst.parsing import _parse_strict, _parse_strict_lines
+
+    assert _strict_outcome(_parse_strict, text) == _strict_outcome(_parse_strict_lines, text)
+
+
+WHERE_FRAGMENTS = st.sampled_from([
+    "0.0: [1.0, 2.0, 3.0, 4.0]", "1: [1, 2, 3, 4]", "2 : [ 1 , 2 ,3, 4 ]", "1e999: [1, 2, 3, 4]",
+    "3: [1, 2, 3]", "-1.5e3: [-0.0, 2.0, 3.0, 4.0]", "1.: [1, 2, 3, 4]", "10s: [1, 2, 3, 4]", "[1, 2, 3, 4, 5]",
+    "\n", " ", ",", "\t", "[", "]", "t", "time", ":", "{", "}", '"0.0": [1, 2, 3, 4]', "[1, [1, 2, 3, 4]]",
+])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["", "0.5: [1.0, 2.0, 3.0, 4.0]\n" * 3]), st.lists(WHERE_FRAGMENTS, max_size=12).map("".join))
+def test_fast_where_rows_equal_the_token_scanner(prefix: str, rest: str) -> None:
+    content = prefix + rest  # long enough for the fast path whenever the rest is plain rows
+    from ravst.parsing import _Block, _parse_where, _scan_where
+
+    fast_issues: list[str] = []
+    scan_issues: list[str] = []
+    got = _parse_where(_Block("where", content, closed=True, truncated=False), fast_issues, 10_000)
+    assert got == _scan_where(content, scan_issues)
+    assert fast_issues == scan_issues

@@ -303,3 +303,43 @@ def test_sft_targets_roundtrip_through_ravst_coords(space: str) -> None:
     there = answer_in_space(ST_GT, space, **sizes)
     back = convert_answer(there, space, **sizes)
     np.testing.assert_allclose(back.tracks[0].xyxy, ST_GT.tracks[0].xyxy, atol=1.5)
+
+
+def test_pair_cache_gives_the_backend_values_and_calls_it_once_per_pair():
+    from ravst.rewards import _PairCache
+    from ravst.similarity import get_similarity
+
+    class Counting:
+        tau = 0.5
+
+        def __init__(self):
+            self.calls = 0
+            self.inner = get_similarity("exact")
+
+        def matrix(self, a, b):
+            self.calls += 1
+            return self.inner.matrix(a, b)
+
+    backend = Counting()
+    cache = _PairCache(backend)
+    assert cache.tau == 0.5
+    first = cache.matrix(["The dogs", "cat"], ["dog", "piano"])
+    np.testing.assert_array_equal(first, backend.inner.matrix(["The dogs", "cat"], ["dog", "piano"]))
+    again = cache.matrix(["cat"], ["piano", "dog"])  # every pair already seen
+    np.testing.assert_array_equal(again, [[0.0, 0.0]])
+    assert backend.calls == 1
+    assert cache.matrix([], ["dog"]).shape == (0, 1)
+
+
+def test_pair_cache_can_be_copied():
+    import copy
+    import pickle
+
+    from ravst.rewards import _PairCache
+    from ravst.similarity import get_similarity
+
+    cache = _PairCache(get_similarity("exact"))
+    cache.matrix(["dog"], ["dog"])
+    for clone in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):
+        assert clone.matrix(["dog"], ["cat"]).tolist() == [[0.0]]
+        assert clone.tau == cache.tau

@@ -280,6 +280,38 @@ def official_spatial(pred_tracks: Sequence[Any], gt_tracks: Sequence[Any]) -> fl
 
 
 # ------------------------------------------------------------------------------------ scoring
+class _PairCache:
+    """A similarity backend with a cache of name pairs: GRPO completions repeat the same few
+    names, so most ``matrix`` calls are answered without the backend (same values: each cell is
+    what the backend gave for that pair)."""
+
+    MAX_PAIRS = 65536
+
+    def __init__(self, similarity: Any) -> None:
+        self.inner = similarity
+        self.tau = similarity.tau
+        self._cells: dict[tuple[str, str], float] = {}
+
+    def matrix(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        cells = self._cells
+        try:
+            return np.array([[cells[x, y] for y in b] for x in a], dtype=np.float64).reshape(len(a), len(b))
+        except KeyError:
+            pass
+        out = np.asarray(self.inner.matrix(a, b), dtype=np.float64)
+        if len(cells) + out.size > self.MAX_PAIRS:
+            cells.clear()
+        for i, x in enumerate(a):
+            for j, y in enumerate(b):
+                cells[x, y] = float(out[i, j])
+        return out
+
+    def __getattr__(self, name: str) -> Any:  # warm(), name, ... of the backend
+        if name == "inner" or name.startswith("__"):  # not set yet (copy / pickle)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
 class _Scorer:
     """Scores completions for one config; parses and QA items are cached (the reward functions
     of one batch score the same texts)."""
@@ -297,7 +329,7 @@ class _Scorer:
             from ravst.similarity import get_similarity
 
             c = self.config
-            self._similarity = get_similarity(c.similarity, tau=c.tau, word2vec_path=c.word2vec_path)
+            self._similarity = _PairCache(get_similarity(c.similarity, tau=c.tau, word2vec_path=c.word2vec_path))
         return self._similarity
 
     @property

@@ -33,6 +33,7 @@ __all__ = [
     "match_one_to_one",
     "merge_intervals",
     "object_spatial_score",
+    "span_iou",
     "temporal_iou",
     "track_frame_ious",
 ]
@@ -118,6 +119,19 @@ def temporal_iou(pred_spans: object, gt_span: object) -> float:
     g0, g1 = float(gt[0, 0]), float(gt[0, 1])
     inter = float(np.clip(np.minimum(merged[:, 1], g1) - np.maximum(merged[:, 0], g0), 0.0, None).sum())
     union = float((merged[:, 1] - merged[:, 0]).sum()) + max(g1 - g0, 0.0) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def span_iou(start_s: float, end_s: float, gt_start_s: float, gt_end_s: float) -> float:
+    """:func:`temporal_iou` of ONE predicted interval (plain floats, same arithmetic, no arrays).
+
+    >>> span_iou(5.0, 10.0, 0.0, 10.0), span_iou(3.0, 1.0, 0.0, 10.0)
+    (0.5, 0.0)
+    """
+    if end_s < start_s:
+        return 0.0
+    inter = max(min(end_s, gt_end_s) - max(start_s, gt_start_s), 0.0)
+    union = (end_s - start_s) + max(gt_end_s - gt_start_s, 0.0) - inter
     return inter / union if union > 0 else 0.0
 
 
@@ -231,20 +245,29 @@ def track_frame_ious(
     """
     gt_t = np.asarray(gt_times_s, dtype=np.float64).reshape(-1)
     gt_b = _as_boxes(gt_xyxy)
-    keep_g = box_area(gt_b) > 0
-    if not keep_g.any():
-        return _EMPTY_IOUS
-    gt_t = gt_t[keep_g]
-    gt_b = gt_b[keep_g]
+    area_g = box_area(gt_b)
+    keep_g = area_g > 0
+    if not keep_g.all():
+        if not keep_g.any():
+            return _EMPTY_IOUS
+        gt_t, gt_b, area_g = gt_t[keep_g], gt_b[keep_g], area_g[keep_g]
+    pr_t = np.asarray(pred_times_s, dtype=np.float64).reshape(-1)
+    pr_b = _as_boxes(pred_xyxy)
+    area_p = box_area(pr_b)
+    keep_p = area_p > 0
+    if not keep_p.all():
+        pr_t, pr_b, area_p = pr_t[keep_p], pr_b[keep_p], area_p[keep_p]
+    if pr_t.shape[0] and _increasing(gt_t) and _increasing(pr_t):
+        # one box per frame on both sides (the usual case): each GT frame against the box of
+        # its nearest predicted time, 1 x 1 matching, denominator 1
+        assign = assign_timestamps(pr_t, gt_t, tol_s)
+        served = assign >= 0
+        ious = _pair_iou_rows(gt_b, area_g, pr_b[assign], area_p[assign])
+        return np.where(served, ious, 0.0)
     frames, ginv = np.unique(gt_t, return_inverse=True)
     n_frames = frames.shape[0]
     n_gt = np.bincount(ginv, minlength=n_frames)
 
-    pr_t = np.asarray(pred_times_s, dtype=np.float64).reshape(-1)
-    pr_b = _as_boxes(pred_xyxy)
-    keep_p = box_area(pr_b) > 0
-    pr_t = pr_t[keep_p]
-    pr_b = pr_b[keep_p]
     if pr_t.shape[0] == 0:
         return np.zeros(n_frames)
     ptimes, pinv = np.unique(pr_t, return_inverse=True)
@@ -270,6 +293,21 @@ def track_frame_ious(
     return np.where(served, matched / denom, 0.0)
 
 
+def _increasing(t: np.ndarray) -> bool:
+    return bool((t[1:] > t[:-1]).all())
+
+
+def _pair_iou_rows(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray) -> np.ndarray:
+    """Element-wise IoU of two (K, 4) box arrays with their areas, same arithmetic as :func:`box_iou`."""
+    iw = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
+    ih = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
+    inter = iw * ih
+    union = area_a + area_b - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return np.minimum(out, 1.0, out=out)
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectSpatialScore:
     """Spatial scores of one GT object: mean frame IoU and share of frames >= each threshold."""
@@ -288,8 +326,9 @@ def object_spatial_score(frame_ious: object, thresholds: Sequence[float] = (0.3,
     f = np.asarray(frame_ious, dtype=np.float64).reshape(-1)
     if f.shape[0] == 0:
         return ObjectSpatialScore(0, 0.0, tuple(0.0 for _ in thresholds))
+    n = f.shape[0]  # same numbers as f.mean() and (f >= t).mean(): a sum divided by n
     return ObjectSpatialScore(
-        int(f.shape[0]), float(f.mean()), tuple(float((f >= t).mean()) for t in thresholds)
+        n, float(f.sum()) / n, tuple(int(np.count_nonzero(f >= t)) / n for t in thresholds)
     )
 
 
@@ -339,17 +378,6 @@ def batch_temporal_iou(owner: object, pred_spans: object, gt_spans: object) -> n
     return out
 
 
-def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise IoU of two (K, 4) box arrays, same arithmetic as :func:`box_iou`."""
-    iw = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
-    ih = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
-    inter = iw * ih
-    union = box_area(a) + box_area(b) - inter
-    out = np.zeros_like(inter)
-    np.divide(inter, union, out=out, where=union > 0)
-    return np.minimum(out, 1.0, out=out)
-
-
 def _frames(obj: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows sorted by (obj, t): frame index of every row and the first row of every frame."""
     new = np.empty(obj.shape[0], dtype=bool)
@@ -359,47 +387,108 @@ def _frames(obj: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.cumsum(new) - 1, _group_starts(new)
 
 
+def _is_sorted(obj: np.ndarray, t: np.ndarray) -> bool:
+    """Whether rows are already ordered by (obj, t) (then a stable sort would not move them)."""
+    if obj.shape[0] < 2:
+        return True
+    d = obj[1:] - obj[:-1]
+    return bool(((d > 0) | ((d == 0) & (t[1:] >= t[:-1]))).all())
+
+
+def _first_max(
+    v: np.ndarray, starts: np.ndarray, pos: np.ndarray, prefer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per run of ``v`` (runs begin at ``starts``): its maximum, and the ``pos`` of a maximum: the
+    cell flagged in ``prefer`` when it is one (the diagonal, to break ties between duplicate
+    boxes), else the first."""
+    best = np.maximum.reduceat(v, starts)
+    first = np.zeros(v.shape[0], dtype=bool)
+    first[starts] = True
+    run = np.cumsum(first) - 1
+    is_max = v == best[run]
+    big = np.iinfo(np.intp).max
+    arg = np.minimum.reduceat(np.where(is_max, pos, big), starts)
+    pref = np.flatnonzero(prefer & is_max)
+    arg[run[pref]] = pos[pref]
+    return best, arg
+
+
+def _second_max(v: np.ndarray, starts: np.ndarray, arg: np.ndarray) -> np.ndarray:
+    """Per run of ``v``: the maximum of the run without its cell at offset ``arg`` (-inf if none)."""
+    rest = v.copy()
+    rest[starts + arg] = -np.inf
+    return np.maximum.reduceat(rest, starts)
+
+
 def _match_blocks(
     pair_iou: np.ndarray, seg: np.ndarray, ng: np.ndarray, npr: np.ndarray, matched: np.ndarray, at: np.ndarray
 ) -> None:
     """Optimal one-to-one sums of many small IoU blocks (row-major in ``pair_iou``) -> matched[at].
 
-    2 x 2 blocks are solved in closed form; a block whose smaller side has its maxima in distinct
-    places is solved by those maxima (an upper bound that is reached); the rest by the Hungarian
-    algorithm.
+    Every row maximum and column maximum of every block comes from segment reductions over the
+    flat cells (no padding). A block whose smaller side has its maxima in distinct places is
+    solved by those maxima (an upper bound that is reached); the rest by the Hungarian algorithm.
     """
-    two = (ng == 2) & (npr == 2)
-    if two.any():
-        s = seg[two]
-        matched[at[two]] = np.maximum(pair_iou[s] + pair_iou[s + 3], pair_iou[s + 1] + pair_iou[s + 2])
-    rest = np.flatnonzero(~two)
-    if rest.size == 0:
-        return
-    seg, ng, npr, at = seg[rest], ng[rest], npr[rest], at[rest]
-    gm, pm = int(ng.max()), int(npr.max())
+    n_blk = seg.shape[0]
     size = ng * npr
-    blk = np.repeat(np.arange(rest.size), size)
-    local = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
-    row, col = local // npr[blk], local % npr[blk]
-    cube = np.full((rest.size, gm, pm), -1.0)
-    cube[blk, row, col] = pair_iou[np.repeat(seg, size) + local]
-    rows_side = ng <= npr  # pick along the smaller side
-    best_r, arg_r = cube.max(axis=2), cube.argmax(axis=2)  # (B, gm)
-    best_c, arg_c = cube.max(axis=1), cube.argmax(axis=1)  # (B, pm)
-    valid_r = np.arange(gm)[None, :] < ng[:, None]
-    valid_c = np.arange(pm)[None, :] < npr[:, None]
-    k = max(gm, pm)
-    pick = np.broadcast_to(-1 - np.arange(k), (rest.size, k)).copy()  # unique "no pick" values
-    pick[:, :gm] = np.where(rows_side[:, None] & valid_r, arg_r, pick[:, :gm])
-    pick[:, :pm] = np.where(~rows_side[:, None] & valid_c, arg_c, pick[:, :pm])
-    srt = np.sort(pick, axis=1)
-    distinct = (srt[:, 1:] != srt[:, :-1]).all(axis=1)
-    sums = np.where(rows_side, np.where(valid_r, best_r, 0.0).sum(axis=1), np.where(valid_c, best_c, 0.0).sum(axis=1))
-    matched[at[distinct]] = sums[distinct]
-    for b in np.flatnonzero(~distinct).tolist():
-        block = cube[b, : ng[b], : npr[b]]
+    total = int(size.sum())
+    b_start = np.cumsum(size) - size
+    blk = np.repeat(np.arange(n_blk), size)
+    local = np.arange(total) - b_start[blk]
+    v = pair_iou[seg[blk] + local]
+    np_b, ng_b = npr[blk], ng[blk]
+    row = local // np_b
+    col = local - row * np_b
+    # rows are runs of the row-major cells; columns are runs of the column-major cells
+    r_starts = np.flatnonzero(col == 0)
+    r_best, r_arg = _first_max(v, r_starts, col, row == col)
+    rows_side = ng <= npr
+    r_blk = np.repeat(np.arange(n_blk), ng)
+    c_blk = np.repeat(np.arange(n_blk), npr)
+    if rows_side.all():  # no block needs its columns (e.g. square blocks)
+        vc = c_best = np.zeros(c_blk.shape[0])
+        c_starts = c_arg = np.zeros(c_blk.shape[0], dtype=np.intp)
+    else:
+        cm = b_start[blk] + col * ng_b + row
+        vc = np.empty(total)
+        vc[cm] = v
+        rc = np.empty(total, dtype=np.intp)
+        rc[cm] = row
+        c_starts = np.flatnonzero(rc == 0)
+        cc = np.empty(total, dtype=np.intp)
+        cc[cm] = col
+        c_best, c_arg = _first_max(vc, c_starts, rc, rc == cc)
+    # the picks of the smaller side of each block, and whether they are distinct
+    use_r = rows_side[r_blk]
+    use_c = ~rows_side[c_blk]
+    p_blk = np.concatenate([r_blk[use_r], c_blk[use_c]])
+    p_val = np.concatenate([r_arg[use_r], c_arg[use_c]])
+    width = int(max(ng.max(), npr.max())) + 1
+    keys = np.sort(p_blk * width + p_val)
+    dup = np.zeros(n_blk, dtype=bool)
+    same = keys[1:] == keys[:-1]
+    dup[keys[1:][same] // width] = True
+    sums = np.where(rows_side, np.bincount(r_blk, weights=np.where(use_r, r_best, 0.0), minlength=n_blk),
+                    np.bincount(c_blk, weights=np.where(use_c, c_best, 0.0), minlength=n_blk))
+    ok = ~dup
+    matched[at[ok]] = sums[ok]
+    # a block with two rows (columns) whose maxima share a column (row) c: one of the two takes
+    # c, the other its best elsewhere
+    two_r = np.flatnonzero(dup & rows_side & (ng == 2))
+    if two_r.size:
+        i = (np.cumsum(ng) - ng)[two_r]  # the first row run of each block
+        second = _second_max(v, r_starts, r_arg)
+        matched[at[two_r]] = np.maximum(r_best[i] + second[i + 1], second[i] + r_best[i + 1])
+    two_c = np.flatnonzero(dup & ~rows_side & (npr == 2))
+    if two_c.size:
+        j = (np.cumsum(npr) - npr)[two_c]
+        second = _second_max(vc, c_starts, c_arg)
+        matched[at[two_c]] = np.maximum(c_best[j] + second[j + 1], second[j] + c_best[j + 1])
+    for k in np.flatnonzero(dup & (np.minimum(ng, npr) > 2)).tolist():
+        s0, rows, cols = int(seg[k]), int(ng[k]), int(npr[k])
+        block = pair_iou[s0 : s0 + rows * cols].reshape(rows, cols)
         r, c = linear_sum_assignment(block, maximize=True)
-        matched[at[b]] = block[r, c].sum()
+        matched[at[k]] = block[r, c].sum()
 
 
 def batch_frame_ious(
@@ -417,27 +506,15 @@ def batch_frame_ious(
     object their track was assigned to (``pred_obj``). Returns ``(frame_obj, frame_iou)``: one
     entry per scorable GT frame, sorted by object then time.
     """
-    go = np.asarray(gt_obj, dtype=np.intp).reshape(-1)
-    gt_t = np.asarray(gt_times_s, dtype=np.float64).reshape(-1)
-    gb = _as_boxes(gt_xyxy)
-    keep = box_area(gb) > 0
-    go, gt_t, gb = go[keep], gt_t[keep], gb[keep]
-    order = np.lexsort((gt_t, go))
-    go, gt_t, gb = go[order], gt_t[order], gb[order]
+    go, gt_t, gb, ga = _sorted_rows(gt_obj, gt_times_s, gt_xyxy)
     g_frame, f_start = _frames(go, gt_t)
     n_frames = f_start.shape[0]
     f_obj, f_t = go[f_start], gt_t[f_start]
     n_gt = np.diff(np.append(f_start, go.shape[0]))
     ious = np.zeros(n_frames)
-    po = np.asarray(pred_obj, dtype=np.intp).reshape(-1)
-    pt = np.asarray(pred_times_s, dtype=np.float64).reshape(-1)
-    pb = _as_boxes(pred_xyxy)
-    keep = box_area(pb) > 0
-    po, pt, pb = po[keep], pt[keep], pb[keep]
+    po, pt, pb, pa = _sorted_rows(pred_obj, pred_times_s, pred_xyxy)
     if n_frames == 0 or po.shape[0] == 0:
         return f_obj, ious
-    order = np.lexsort((pt, po))
-    po, pt, pb = po[order], pt[order], pb[order]
     _, p_start = _frames(po, pt)
     n_pf = p_start.shape[0]
     pf_obj, pf_t = po[p_start], pt[p_start]
@@ -457,17 +534,138 @@ def batch_frame_ious(
     # all (GT row, predicted row) pairs of served frames, grouped by frame, GT row-major
     row_np = n_pred[g_frame]
     total = int(row_np.sum())
-    pair_g = np.repeat(np.arange(go.shape[0]), row_np)
-    offsets = np.arange(total) - np.repeat(np.cumsum(row_np) - row_np, row_np)
-    pair_p = p_start[best[g_frame]][pair_g] + offsets
-    pair_iou = _pair_iou(gb[pair_g], pb[pair_p])
+    first_p = p_start[best[g_frame]]
+    if total == 0 or row_np.max() <= 1:  # each GT box meets at most one predicted box
+        pair_g = np.flatnonzero(row_np)
+        pair_p = first_p[pair_g]
+    else:
+        pair_g = np.repeat(np.arange(go.shape[0]), row_np)
+        pair_p = first_p[pair_g] + np.arange(total) - np.repeat(np.cumsum(row_np) - row_np, row_np)
+    pair_iou = _pair_iou_cols(gb, ga, pair_g, pb, pa, pair_p)
     sf = np.flatnonzero(served)
-    pairs_per_frame = n_gt[sf] * n_pred[sf]
-    seg = np.cumsum(pairs_per_frame) - pairs_per_frame
-    matched = np.maximum.reduceat(pair_iou, seg) if total else np.zeros(0)
     ng_sf, np_sf = n_gt[sf], n_pred[sf]
-    multi = np.flatnonzero((ng_sf > 1) & (np_sf > 1))
-    if multi.size:
-        _match_blocks(pair_iou, seg[multi], ng_sf[multi], np_sf[multi], matched, multi)
-    ious[sf] = matched / np.maximum(n_gt[sf], n_pred[sf])
+    pairs_per_frame = ng_sf * np_sf
+    seg = np.cumsum(pairs_per_frame) - pairs_per_frame
+    if total == sf.shape[0]:
+        matched = pair_iou
+    else:
+        matched = np.maximum.reduceat(pair_iou, seg) if total else np.zeros(0)
+        multi = np.flatnonzero((ng_sf > 1) & (np_sf > 1))
+        if multi.size:
+            _match_blocks(pair_iou, seg[multi], ng_sf[multi], np_sf[multi], matched, multi)
+    ious[sf] = matched / np.maximum(ng_sf, np_sf)
     return f_obj, ious
+
+
+def _sorted_rows(obj: object, times_s: object, xyxy: object) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rows with a non-empty box, ordered by (obj, time) (stable): ids, times, boxes as four
+    contiguous columns (4, N), areas."""
+    o = np.asarray(obj, dtype=np.intp).reshape(-1)
+    t = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    b = _as_boxes(xyxy)
+    cols = np.ascontiguousarray(b.T)
+    area = np.maximum(cols[2] - cols[0], 0.0) * np.maximum(cols[3] - cols[1], 0.0)
+    keep = area > 0
+    idx = None if keep.all() else np.flatnonzero(keep)
+    ko, kt = (o, t) if idx is None else (o[idx], t[idx])
+    if not _is_sorted(ko, kt):
+        # rows come in runs already sorted (one track after another): a stable sort of one
+        # combined key exploits them (timsort); lexsort if the key cannot separate the rows
+        lo = float(kt.min())
+        order = np.argsort(ko * (float(kt.max()) - lo + 1.0) + (kt - lo), kind="stable")
+        if not _is_sorted(ko[order], kt[order]):
+            order = np.lexsort((kt, ko))
+        idx = order if idx is None else idx[order]
+    if idx is not None:
+        o, t, cols, area = o[idx], t[idx], cols.take(idx, axis=1), area[idx]
+    return o, t, cols, area
+
+
+def _pair_iou_cols(
+    a: np.ndarray, area_a: np.ndarray, ia: np.ndarray, b: np.ndarray, area_b: np.ndarray, ib: np.ndarray
+) -> np.ndarray:
+    """IoU of boxes ``a[:, ia[k]]`` and ``b[:, ib[k]]`` (boxes as (4, N) columns), same arithmetic
+    as :func:`box_iou`."""
+    iw = np.minimum(a[2][ia], b[2][ib])
+    iw -= np.maximum(a[0][ia], b[0][ib])
+    np.maximum(iw, 0.0, out=iw)
+    ih = np.minimum(a[3][ia], b[3][ib])
+    ih -= np.maximum(a[1][ia], b[1][ib])
+    np.maximum(ih, 0.0, out=ih)
+    inter = iw * ih
+    union = area_a[ia] + area_b[ib] - inter
+    out = np.zeros_like(inter)
+    np.divide(inter, union, out=out, where=union > 0)
+    return np.minimum(out, 1.0, out=out)
+
+
+def segment_pairs(a_seg: object, b_seg: object, n_seg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (a, b) pair of the same segment, a-major: the cells of many small matrices at once.
+
+    ``a_seg`` (A,) and ``b_seg`` (B,) are the segment ids of two item lists, each sorted by
+    segment. Returns ``(pa, pb)``: for each segment its ``n_a x n_b`` cells, row-major.
+
+    >>> [x.tolist() for x in segment_pairs([0, 0, 1], [0, 1, 1], 2)]
+    [[0, 1, 2, 2], [0, 0, 1, 2]]
+    """
+    sa = np.asarray(a_seg, dtype=np.intp).reshape(-1)
+    sb = np.asarray(b_seg, dtype=np.intp).reshape(-1)
+    nb = np.bincount(sb, minlength=n_seg)
+    b_start = np.cumsum(nb) - nb
+    reps = nb[sa]
+    total = int(reps.sum())
+    pa = np.repeat(np.arange(sa.shape[0]), reps)
+    off = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+    return pa, b_start[sa][pa] + off
+
+
+def batch_match_one_to_one(
+    a_seg: object, b_seg: object, pa: object, pb: object, score: object, *, min_score: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_one_to_one` (with ``min_score``) of many small matrices at once.
+
+    The matrices are given as in :func:`segment_pairs`: ``pa``, ``pb`` the row and column item of
+    each cell (a-major within each segment), ``score`` its value. Returns the matched
+    ``(a, b)`` item indices, sorted by ``a``. A segment whose valid cells (``score >= min_score``)
+    share no row and no column is matched in bulk (every valid cell is in the unique optimum);
+    the others, rare, are solved one by one by :func:`match_one_to_one` (same numbers).
+
+    >>> ma, mb = batch_match_one_to_one([0, 0, 1], [0, 0, 1], [0, 0, 1, 1, 2], [0, 1, 0, 1, 2],
+    ...                                 [0.9, 0.8, 0.85, 0.1, 0.2], min_score=0.5)
+    >>> ma.tolist(), mb.tolist()
+    ([0, 1], [1, 0])
+    """
+    sa = np.asarray(a_seg, dtype=np.intp).reshape(-1)
+    sb = np.asarray(b_seg, dtype=np.intp).reshape(-1)
+    pa = np.asarray(pa, dtype=np.intp).reshape(-1)
+    pb = np.asarray(pb, dtype=np.intp).reshape(-1)
+    s = np.asarray(score, dtype=np.float64).reshape(-1)
+    if s.shape[0] == 0:
+        return _NONE, _NONE
+    valid = s >= max(min_score, np.finfo(float).tiny)
+    n_seg = int(max(sa.max(initial=-1), sb.max(initial=-1))) + 1
+    bad = np.zeros(n_seg, dtype=bool)
+    if min_score <= 0:  # sub-threshold cells may stay negative: only the solver is exact
+        bad[sa[pa]] = True
+    else:
+        bad[sa[np.bincount(pa, weights=valid, minlength=sa.shape[0]) > 1]] = True
+        bad[sb[np.bincount(pb, weights=valid, minlength=sb.shape[0]) > 1]] = True
+    fast = valid & ~bad[sa[pa]]
+    ma, mb = pa[fast], pb[fast]
+    slow = np.flatnonzero(bad)
+    if slow.size == 0:
+        return ma, mb
+    extra_a, extra_b = [ma], [mb]
+    a_start = np.searchsorted(sa, slow)
+    b_start = np.searchsorted(sb, slow)
+    na = np.searchsorted(sa, slow, side="right") - a_start
+    nb = np.searchsorted(sb, slow, side="right") - b_start
+    cell = np.searchsorted(pa, a_start)  # first cell of each slow segment
+    for k in range(slow.shape[0]):
+        c0, rows, cols = int(cell[k]), int(na[k]), int(nb[k])
+        r, c = match_one_to_one(s[c0 : c0 + rows * cols].reshape(rows, cols), min_score=min_score)
+        extra_a.append(r + a_start[k])
+        extra_b.append(c + b_start[k])
+    ma, mb = np.concatenate(extra_a), np.concatenate(extra_b)
+    order = np.argsort(ma, kind="stable")
+    return ma[order], mb[order]

@@ -28,9 +28,12 @@ import numpy as np
 
 from ravst.metrics.functional import (
     batch_frame_ious,
+    batch_match_one_to_one,
     batch_temporal_iou,
     match_one_to_one,
     object_spatial_score,
+    segment_pairs,
+    span_iou,
     temporal_iou,
     track_frame_ious,
 )
@@ -191,6 +194,8 @@ def _spatial(
         hits.append(s.hit_rates)
     if not v_ious:
         return None, None, 0
+    if len(v_ious) == 1:  # the mean of one value is that value
+        return v_ious[0], hits[0], n_frames
     ap = tuple(float(v) for v in np.mean(np.asarray(hits), axis=0))
     return float(np.mean(v_ious)), ap, n_frames
 
@@ -202,7 +207,11 @@ def score_qa(item: QAItem, parsed: HasAnswer | None, similarity: _Similarity) ->
     ok = parsed is not None and is_parsed(item.task, answer)
     fields: dict[str, Any] = {"qa_id": item.qa_id, "kind": item.kind, "parsed": ok}
     if item.task in (Task.TEMPORAL, Task.SPATIOTEMPORAL) and gt.span is not None:
-        fields["t_iou"] = temporal_iou(spans_array(answer), [gt.span.start_s, gt.span.end_s])
+        if len(answer.spans) == 1:
+            one = answer.spans[0]
+            fields["t_iou"] = span_iou(one.start_s, one.end_s, gt.span.start_s, gt.span.end_s)
+        else:
+            fields["t_iou"] = temporal_iou(spans_array(answer), [gt.span.start_s, gt.span.end_s])
     if item.task is Task.SPATIAL and gt.objects:
         names = predicted_names(answer)
         acc, prec, f1, m = object_scores(names, list(gt.objects), similarity)
@@ -220,24 +229,56 @@ def score_qa(item: QAItem, parsed: HasAnswer | None, similarity: _Similarity) ->
     return QAScore(**fields)
 
 
-class _TableSimilarity:
-    """Similarities of a whole split computed in one call, looked up per QA (same numbers)."""
+_CHUNK_NAMES = 128
+"""Names per similarity call in :func:`_match_names` (small tables: cost ~ names, not names^2)."""
 
-    MAX_CELLS = 4_000_000
 
-    def __init__(self, similarity: _Similarity, pred: Iterable[str], gt: Iterable[str]) -> None:
-        self.tau = similarity.tau
-        self._p = {n: i for i, n in enumerate(dict.fromkeys(pred))}
-        self._g = {n: i for i, n in enumerate(dict.fromkeys(gt))}
-        self._table = similarity.matrix(list(self._p), list(self._g))
+def _match_names(
+    similarity: _Similarity, a: Sequence[str], a_seg: np.ndarray, b: Sequence[str], b_seg: np.ndarray, n_seg: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`object_scores`' matching of names ``a`` to names ``b`` within each segment (QA),
+    for all segments at once: returns the matched ``(a, b)`` indices.
 
-    def matrix(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
-        if len(a) == 1 and len(b) == 1:
-            i, j = self._p[a[0]], self._g[b[0]]
-            return self._table[i : i + 1, j : j + 1]
-        ia = [self._p[x] for x in a]
-        ib = [self._g[y] for y in b]
-        return self._table[np.ix_(ia, ib)]
+    Similarities come from one ``similarity.matrix`` call per run of consecutive segments with
+    about ``_CHUNK_NAMES`` names, over the distinct names of that run, gathered for every
+    (a, b) pair of each segment; the matchings are then solved together
+    (:func:`batch_match_one_to_one`).
+    """
+    pa, pb = segment_pairs(a_seg, b_seg, n_seg)
+    if pa.shape[0] == 0:
+        return pa, pb
+    # chunk boundaries in segment space: every ~_CHUNK_NAMES a-names
+    counts = np.bincount(a_seg, minlength=n_seg)
+    cum = np.cumsum(counts)
+    cut = np.flatnonzero(np.diff(cum // _CHUNK_NAMES, prepend=0) > 0)
+    bounds = [0, *(cut + 1).tolist()]
+    if bounds[-1] < n_seg:
+        bounds.append(n_seg)
+    seg_a = np.searchsorted(a_seg, bounds).tolist()
+    seg_b = np.searchsorted(b_seg, bounds).tolist()
+    seg_c = np.searchsorted(pa, seg_a).tolist()
+    sim = np.empty(pa.shape[0])
+    for k in range(len(bounds) - 1):
+        c0, c1 = seg_c[k], seg_c[k + 1]
+        if c0 == c1:
+            continue
+        a0, a1, b0, b1 = seg_a[k], seg_a[k + 1], seg_b[k], seg_b[k + 1]
+        ua: dict[str, int] = {}
+        ub: dict[str, int] = {}
+        ia = np.array([ua.setdefault(x, len(ua)) for x in a[a0:a1]], dtype=np.intp)
+        ib = np.array([ub.setdefault(y, len(ub)) for y in b[b0:b1]], dtype=np.intp)
+        table = np.asarray(similarity.matrix(list(ua), list(ub)), dtype=np.float64)
+        sim[c0:c1] = table[ia[pa[c0:c1] - a0], ib[pb[c0:c1] - b0]]
+    return batch_match_one_to_one(a_seg, b_seg, pa, pb, sim, min_score=similarity.tau)
+
+
+def _rank_in_segment(seg: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal (sorted) segment ids."""
+    return np.arange(seg.shape[0]) - np.searchsorted(seg, seg)
+
+
+def _int_list(counts: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+    return np.repeat(np.arange(n), np.asarray(counts, dtype=np.intp))
 
 
 def score_batch(
@@ -245,88 +286,136 @@ def score_batch(
 ) -> list[QAScore]:
     """:func:`score_qa` of a whole split at once (same numbers, up to float summation order).
 
-    Temporal IoUs and every frame of every GT object are computed in a few array operations over
-    the whole split; only name matching (tiny matrices) runs per QA.
+    Everything runs on flat arrays of the whole split with segment (QA / object) ids: temporal
+    IoUs, name matching (similarities of a run of QAs per ``similarity.matrix`` call, all small
+    one-to-one matchings at once, the rare ambiguous ones by the Hungarian solver), the
+    assignment of tracks to GT objects, and every frame of every GT object. Python touches each QA only to read its fields and to build its
+    :class:`QAScore`.
     """
     if len(items) != len(parsed):
         raise ValueError(f"score_batch: {len(items)} items but {len(parsed)} parsed answers")
-    answers = [p.answer if p is not None else Answer() for p in parsed]
     n = len(items)
-    pred_names = {x for i, a in enumerate(answers) if items[i].task is not Task.TEMPORAL
-                  for x in (*a.objects, *(t.name for t in a.tracks))}
-    gt_names = {x for it in items if it.task is not Task.TEMPORAL
-                for x in (*it.answer.objects, *(t.name for t in it.answer.tracks))}
-    if len(pred_names) * len(gt_names) <= _TableSimilarity.MAX_CELLS:
-        similarity = _TableSimilarity(similarity, sorted(pred_names), sorted(gt_names))
-    # temporal, all QAs at once
-    t_rows = [i for i, it in enumerate(items) if it.task is not Task.SPATIAL and it.answer.span is not None]
-    t_iou = np.full(n, np.nan)
+    empty = Answer()
+    answers = [empty if p is None else p.answer for p in parsed]
+    gts = [it.answer for it in items]
+    tasks = [it.task for it in items]
+    temporal, spatial, spatiotemporal = Task.TEMPORAL, Task.SPATIAL, Task.SPATIOTEMPORAL
+    parsed_ok = [
+        p is not None and bool(a.spans if t is temporal else (a.objects or a.tracks) if t is spatial
+                               else (a.spans or a.tracks))
+        for p, a, t in zip(parsed, answers, tasks, strict=True)
+    ]
+    # ---- temporal: every QA with a GT interval, all at once
+    t_rows = [i for i in range(n) if tasks[i] is not spatial and gts[i].spans]
+    t_iou: list[float | None] = [None] * n
     if t_rows:
-        gt_spans = np.array([items[i].answer.span.as_list() for i in t_rows])  # type: ignore[union-attr]
-        owner = [k for k, i in enumerate(t_rows) for _ in answers[i].spans]
-        spans = [[s.start_s, s.end_s] for i in t_rows for s in answers[i].spans]
-        t_iou[t_rows] = batch_temporal_iou(owner, spans, gt_spans)
-    # names (per QA, tiny) and the rows of every GT object and of its assigned predicted track
-    obj: list[tuple[float, float, float, int, int, int] | None] = [None] * n
-    g_obj, g_t, g_b, p_obj, p_t, p_b = [], [], [], [], [], []
-    obj_qa: list[int] = []
-    for i, it in enumerate(items):
-        if it.task is Task.TEMPORAL:
-            continue
-        a, gt = answers[i], it.answer
-        if it.task is Task.SPATIAL and gt.objects:
-            names = predicted_names(a)
-            acc, prec, f1, m = object_scores(names, list(gt.objects), similarity)
-            obj[i] = (acc, prec, f1, len(gt.objects), len(names), m)
-        assigned = assign_tracks(a.tracks, gt.tracks, similarity, by_order=it.task is Task.SPATIOTEMPORAL)
-        for j, g in enumerate(gt.tracks):
-            k = len(obj_qa)
-            obj_qa.append(i)
-            g_obj.append(np.full(len(g), k))
-            g_t.append(g.times_s)
-            g_b.append(g.xyxy)
-            if assigned[j] >= 0:
-                pr = a.tracks[assigned[j]]
-                p_obj.append(np.full(len(pr), k))
-                p_t.append(pr.times_s)
-                p_b.append(pr.xyxy)
+        gt_spans = np.array([(gts[i].spans[0].start_s, gts[i].spans[0].end_s) for i in t_rows]).reshape(-1, 2)
+        pred_spans = [(s.start_s, s.end_s) for i in t_rows for s in answers[i].spans]
+        owner = _int_list([len(answers[i].spans) for i in t_rows], len(t_rows))
+        values = batch_temporal_iou(owner, np.array(pred_spans).reshape(-1, 2), gt_spans).tolist()
+        for i, v in zip(t_rows, values, strict=True):
+            t_iou[i] = v
+    # ---- spatial and spatio-temporal QAs: flat lists of tracks and names, segment = QA position
+    s_rows = [i for i in range(n) if tasks[i] is not temporal]
+    ns = len(s_rows)
+    g_tracks = [g for i in s_rows for g in gts[i].tracks]
+    p_tracks = [t for i in s_rows for t in answers[i].tracks]
+    g_seg = _int_list([len(gts[i].tracks) for i in s_rows], ns)
+    p_seg = _int_list([len(answers[i].tracks) for i in s_rows], ns)
+    p_names = [t.name for t in p_tracks]
+    g_names = [g.name for g in g_tracks]
+    # object names of spatial QAs (object_scores)
+    o_rows = [k for k, i in enumerate(s_rows) if tasks[i] is spatial and gts[i].objects]
+    o_pred = [predicted_names(answers[s_rows[k]]) for k in o_rows]
+    o_gt = [gts[s_rows[k]].objects for k in o_rows]
+    # one name matching for both: objects of spatial QAs (segments 0..no-1), then the named
+    # predicted tracks against the GT tracks of every QA (segments no + QA position)
+    no = len(o_rows)
+    n_pred = np.array([len(x) for x in o_pred], dtype=np.intp)
+    n_gt = np.array([len(x) for x in o_gt], dtype=np.intp)
+    named = np.array([bool(x.strip()) for x in p_names], dtype=bool)
+    nidx = np.flatnonzero(named)
+    o_a_seg = _int_list(n_pred, no)
+    ma, mb = _match_names(
+        similarity,
+        [x for names in o_pred for x in names] + [p_names[i] for i in nidx.tolist()],
+        np.concatenate([o_a_seg, p_seg[nidx] + no]),
+        [x for names in o_gt for x in names] + g_names,
+        np.concatenate([_int_list(n_gt, no), g_seg + no]),
+        no + ns,
+    )
+    n_oa, n_ob = o_a_seg.shape[0], int(n_gt.sum())
+    is_obj = ma < n_oa
+    # object accuracy / precision / F1 (None where not scored)
+    none_col: list[Any] = [None] * n
+    zero_col: list[int] = [0] * n
+    o_acc, o_prec, o_f1 = list(none_col), list(none_col), list(none_col)
+    o_ng, o_np, o_m = list(zero_col), list(zero_col), list(zero_col)
+    if no:
+        m = np.bincount(o_a_seg[ma[is_obj]], minlength=no)
+        acc = m / n_gt
+        prec = np.divide(m, n_pred, out=np.zeros(no), where=n_pred > 0)
+        f1 = np.divide(2 * acc * prec, acc + prec, out=np.zeros(no), where=m > 0)
+        for col, values in ((o_acc, acc), (o_prec, prec), (o_f1, f1), (o_ng, n_gt), (o_np, n_pred), (o_m, m)):
+            for k, v in zip(o_rows, values.tolist(), strict=True):
+                col[s_rows[k]] = v
+    # tracks -> GT objects: by name (one to one, >= tau), then the rest in order
+    target = np.full(len(p_tracks), -1, dtype=np.intp)  # GT track served by each predicted track
+    if p_tracks and g_tracks:
+        tr_a, tr_b = nidx[ma[~is_obj] - n_oa], mb[~is_obj] - n_ob
+        assigned = np.full(len(g_tracks), -1, dtype=np.intp)
+        assigned[tr_b] = tr_a
+        used = np.zeros(len(p_tracks), dtype=bool)
+        used[tr_a] = True
+        by_order = np.array([tasks[i] is spatiotemporal for i in s_rows], dtype=bool)
+        left = np.flatnonzero(~used & (by_order[p_seg] | ~named))
+        free = np.flatnonzero(assigned < 0)
+        if left.size and free.size:
+            width = max(len(p_tracks), len(g_tracks)) + 1
+            key_l = p_seg[left] * width + _rank_in_segment(p_seg[left])
+            key_f = g_seg[free] * width + _rank_in_segment(g_seg[free])
+            at = np.searchsorted(key_l, key_f).clip(0, left.shape[0] - 1)
+            hit = key_l[at] == key_f
+            assigned[free[hit]] = left[at[hit]]
+        ok = assigned >= 0
+        target[assigned[ok]] = np.flatnonzero(ok)
 
-    def cat(parts: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-        return np.concatenate(parts) if parts else np.zeros(shape)
+    # ---- every frame of every GT object
+    def rows_of(tracks: list[Track]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not tracks:
+            return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros((0, 4))
+        lens = np.array([t.times_s.shape[0] for t in tracks], dtype=np.intp)
+        return (lens, np.concatenate([t.times_s for t in tracks]), np.concatenate([t.xyxy for t in tracks]))
 
-    n_obj = len(obj_qa)
+    n_obj = len(g_tracks)
+    g_len, g_t, g_b = rows_of(g_tracks)
+    sel = np.flatnonzero(target >= 0).tolist()
+    p_len, p_t, p_b = rows_of([p_tracks[k] for k in sel])
     f_obj, f_iou = batch_frame_ious(
-        cat(g_obj, (0,)).astype(np.intp), cat(g_t, (0,)), cat(g_b, (0, 4)),
-        cat(p_obj, (0,)).astype(np.intp), cat(p_t, (0,)), cat(p_b, (0, 4)),
+        np.repeat(np.arange(n_obj), g_len), g_t, g_b, np.repeat(target[sel], p_len), p_t, p_b
     )
     nf = np.bincount(f_obj, minlength=n_obj)
     has = nf > 0
     denom = np.maximum(nf, 1)
     o_v = np.bincount(f_obj, weights=f_iou, minlength=n_obj) / denom
     o_h = [np.bincount(f_obj, weights=(f_iou >= t).astype(np.float64), minlength=n_obj) / denom for t in V_THRESHOLDS]
-    qa_of = np.asarray(obj_qa, dtype=np.intp)[has]
-    q_cnt = np.bincount(qa_of, minlength=n)
-    q_frames = np.bincount(qa_of, weights=nf[has], minlength=n)
+    qa_of = g_seg[has]
+    q_cnt = np.bincount(qa_of, minlength=ns)
     q_den = np.maximum(q_cnt, 1)
-    q_v = np.bincount(qa_of, weights=o_v[has], minlength=n) / q_den
-    q_h = [np.bincount(qa_of, weights=h[has], minlength=n) / q_den for h in o_h]
-    out = []
-    for i, it in enumerate(items):
-        f: dict[str, Any] = {"qa_id": it.qa_id, "kind": it.kind,
-                             "parsed": parsed[i] is not None and is_parsed(it.task, answers[i])}
-        if not np.isnan(t_iou[i]):
-            f["t_iou"] = float(t_iou[i])
-        if obj[i] is not None:
-            acc, prec, f1, ng, npred, m = obj[i]  # type: ignore[misc]
-            f.update(object_acc=acc, object_precision=prec, object_f1=f1,
-                     n_gt_objects=ng, n_pred_objects=npred, n_matched_objects=m)
-        if it.task is not Task.TEMPORAL:
-            if q_cnt[i]:
-                f.update(v_iou=float(q_v[i]), ap=tuple(float(h[i]) for h in q_h), n_frames=int(q_frames[i]))
-            else:
-                f.update(spatial_excluded=True)
-        out.append(QAScore(**f))
-    return out
+    q_frames = np.bincount(qa_of, weights=nf[has], minlength=ns).astype(np.intp).tolist()
+    q_v = (np.bincount(qa_of, weights=o_v[has], minlength=ns) / q_den).tolist()
+    q_h = list(zip(*[(np.bincount(qa_of, weights=h[has], minlength=ns) / q_den).tolist() for h in o_h],
+                   strict=True)) if ns else []
+    q_cnt_l = q_cnt.tolist()
+    # ---- one QAScore per QA
+    v_col, ap_col, ex_col, nf_col = list(none_col), list(none_col), [False] * n, list(zero_col)
+    for k, i in enumerate(s_rows):
+        if q_cnt_l[k]:
+            v_col[i], ap_col[i], nf_col[i] = q_v[k], q_h[k], q_frames[k]
+        else:
+            ex_col[i] = True
+    return list(map(QAScore, [it.qa_id for it in items], [it.kind for it in items], parsed_ok, t_iou,
+                    o_acc, o_prec, o_f1, v_col, ap_col, ex_col, nf_col, o_ng, o_np, o_m))
 
 
 def _pct(values: Iterable[float]) -> float | None:
