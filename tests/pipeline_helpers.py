@@ -171,3 +171,41 @@ def build_tiny_sam2_video(out_dir: Path, size: int = 128) -> Path:
     Sam2VideoProcessor(image_processor=Sam2ImageProcessor(size={"height": s, "width": s}),
                        video_processor=Sam2VideoVideoProcessor(size={"height": s, "width": s})).save_pretrained(out_dir)
     return out_dir
+
+
+def official_event_spans(official: list[dict]) -> dict[str, list[tuple[float, float, bool]]]:
+    """Per official video, the span of every event: ``(start, end, exact)``. Exact spans come
+    from a spatial question ("between S and E", up to 5 decimals), else the 1-decimal
+    ``<when>`` of the temporal / spatio-temporal answer."""
+    import re
+
+    between = re.compile(r"between ([\d.]+) and ([\d.]+)")
+    when = re.compile(r"<when>\[([\d.]+), ([\d.]+)\]")
+    out: dict[str, list[tuple[float, float, bool]]] = {}
+    for video in official:
+        spans = []
+        for event in video["annotation"]:
+            exact, rounded = None, None
+            for key, qas in event.items():
+                if key == "event_num":
+                    continue
+                for qa in qas:
+                    m = between.search(qa["Q"])
+                    if m:
+                        exact = (float(m[1]), float(m[2]), True)
+                    m = when.search(qa["A"])
+                    if m and rounded is None:
+                        rounded = (float(m[1]), float(m[2]), False)
+            span = exact or rounded
+            if span is not None:
+                spans.append(span)
+        out[video["video_name"]] = spans
+    return out
+
+
+def span_agrees(official: tuple[float, float, bool], ours: tuple[float, float]) -> bool:
+    """Our event span equals the official one (exactly to 1e-4, or after rounding to 1 decimal)."""
+    s, e, exact = official
+    if exact:
+        return abs(ours[0] - s) < 1e-4 and abs(ours[1] - e) < 1e-4
+    return round(ours[0], 1) == s and round(ours[1], 1) == e

@@ -202,3 +202,22 @@ def test_transformers_backend_tiny_model(tmp_path: Path) -> None:
                                  {"role": "user", "content": "Caption: dog barking"}]) == answer
     assert analyzer("dog barking") == answer  # from the cache
     parse_analysis(answer)  # a random model's text: read without raising
+
+
+@pytest.mark.parametrize("caption, expected", [
+    ("a train passes by a crossing", [("train", True), ("crossing", False)]),
+    ("A man in a blue shirt talks into a microphone on a stage",
+     [("man", True), ("microphone", False), ("stage", False)]),
+    ("A woman sings while a man plays the piano", [("woman", True), ("man", False), ("piano", True)]),
+    ("A group of people are sailing on silver sailboats", [("group of people", True), ("silver sailboats", False)]),
+    ("A red circle is beeping while a blue square is humming near a green triangle and a yellow cat.",
+     [("red circle", True), ("blue square", True), ("green triangle", False), ("yellow cat", False)]),
+    ("Rain falls on the roof", [("rain", True), ("roof", False)]),
+    ("sea waves", [("waves", True)]),
+    ("raining", [("rain", True)]),
+    ("water burbling", [("water", True)]),
+    ("wind noise", [("trees", False)]),
+])
+def test_rules_sentences_and_environment(caption: str, expected: list[tuple[str, bool]]) -> None:
+    a = parse_analysis(rules_answer(caption))
+    assert [(o.name, o.audible) for o in a.objects] == expected and a.issues == ()

@@ -72,8 +72,11 @@ def test_opencv_stage_on_real_clips_with_failures(tmp_path: Path, videos_dir: Pa
     assert [t["name"] for t in last["tracks"]] == ["man", "dog"]
     assert last["tracks"][1]["xyxy"] == [[0.0, 0.0, 0.0, 0.0]] * 2  # opencv knows no dogs: empty rows
     assert last["frame_times_s"][0] >= 58.6
-    # resumable: a re-run does nothing
-    assert run_annotate(cfg, progress=False).skipped
+    # resumable: a re-run retries only the 3 failed records (same results, same bytes)
+    before = result.output_path.read_bytes()
+    again = run_annotate(cfg, progress=False)
+    assert not again.skipped and (again.num_ok, again.num_failed) == (2, 3)
+    assert again.output_path.read_bytes() == before
 
 
 def test_opencv_finds_a_person_in_a_real_frame(videos_dir: Path) -> None:

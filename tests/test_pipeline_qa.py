@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ravst.formats.official import read_official, write_official
 from ravst.parsing import parse_answer
@@ -59,8 +60,26 @@ def test_require_boxes_and_task_switches() -> None:
     for t in rec["events"][0]["tracks"]:
         t["xyxy"] = [[0, 0, 0, 0]] * len(t["times_s"])
     assert [q.kind for q in generate_qas(rec, QAConfig(require_boxes=True))] == ["temporal", "temporal"]
+    # default: spatio-temporal and sounding-spatial QAs need a box; an all-empty silent answer stays
+    assert QAConfig().require_boxes == ("spatiotemporal", "spatial-sounding")
+    assert [q.kind for q in generate_qas(rec, QAConfig())] == ["temporal", "spatial-silent", "temporal"]
+    assert len(generate_qas(rec, QAConfig(require_boxes=False))) == 5
+    assert QAConfig(require_boxes="spatial-silent").require_boxes == ("spatial-silent",)
+    with pytest.raises(ValueError, match="require_boxes"):
+        QAConfig(require_boxes=("spatial",))
     only = generate_qas(RECORD, QAConfig(temporal=False, spatial_silent=False, spatiotemporal=False))
     assert [q.kind for q in only] == ["spatial-sounding"]
+
+
+def test_one_answer_per_question_in_a_video() -> None:
+    """Two events whose sounding object is the same ("man speaking", "man singing" -> man) do not
+    ask the same question twice with two different answers."""
+    rec = {"video_id": "v", "duration_s": 30.0, "events": [
+        {"index": 0, "label": "man speaking", "start_s": 1.0, "end_s": 4.0, "objects": [{"name": "man", "audible": True}]},
+        {"index": 1, "label": "man singing", "start_s": 10.0, "end_s": 14.0, "objects": [{"name": "man", "audible": True}]}]}
+    items = generate_qas(rec, QAConfig())
+    assert [(q.event_index, q.answer.span.as_list()) for q in items] == [(0, [1.0, 4.0])]
+    assert len(generate_qas(rec, QAConfig(unique_questions=False))) == 2
 
 
 def test_templates_match_official_questions(official_qa_path: Path) -> None:

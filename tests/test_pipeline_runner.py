@@ -39,8 +39,13 @@ def test_outputs_failures_and_skip(tmp_path: Path) -> None:
     assert not (r.stage_dir / "journal.jsonl").exists()
 
     calls = []
-    again = run_stage(tmp_path, "sq", ITEMS, lambda p: calls.append(p) or _fn(p), fingerprint="a", progress=False)
+    again = run_stage(tmp_path, "sq", ITEMS, lambda p: calls.append(p) or _fn(p), fingerprint="a", progress=False,
+                      retry_failed=False)
     assert again.skipped and calls == []
+    # a re-run retries only the failed records; finished ones are kept; same bytes
+    before = _files(r.stage_dir)
+    again = run_stage(tmp_path, "sq", ITEMS, lambda p: calls.append(p["x"]) or _fn(p), fingerprint="a", progress=False)
+    assert not again.skipped and calls == [3, 10, 17, 24, 31, 38] and _files(r.stage_dir) == before
     changed = run_stage(tmp_path, "sq", ITEMS[:5], _fn, fingerprint="b", progress=False)
     assert not changed.skipped and changed.num_ok == 4
 
@@ -101,3 +106,73 @@ def test_kill9_then_rerun_gives_identical_outputs(tmp_path: Path, kill_after_s: 
     assert not (out / "sq" / "manifest.json").exists()
     subprocess.run([sys.executable, str(script), str(out)], env=env, check=True)
     assert _files(out / "sq") == _files(reference.stage_dir)
+
+
+def test_transient_failure_is_retried_on_rerun(tmp_path: Path) -> None:
+    """A record that failed (server down, OOM) succeeds on the next run; the others are not recomputed."""
+    down = {"flag": True}
+    calls: list[int] = []
+
+    def flaky(p: dict) -> dict:
+        calls.append(p["x"])
+        if down["flag"] and p["x"] in (2, 5):
+            raise OSError("connection refused")
+        return {"x": p["x"]}
+
+    items = ITEMS[:8]
+    r = run_stage(tmp_path, "net", items, flaky, fingerprint="a", progress=False)
+    assert (r.num_ok, r.num_failed) == (6, 2)
+    down["flag"] = False
+    calls.clear()
+    r = run_stage(tmp_path, "net", items, flaky, fingerprint="a", progress=False)
+    assert (r.num_ok, r.num_failed, r.skipped) == (8, 0, False) and calls == [2, 5]
+    assert [row["x"] for row in read_jsonl(r.output_path)] == list(range(8))
+    assert read_jsonl(r.failures_path) == []
+    calls.clear()
+    assert run_stage(tmp_path, "net", items, flaky, fingerprint="a", progress=False).skipped and calls == []
+
+
+def test_finalize_runs_before_the_manifest(tmp_path: Path) -> None:
+    seen = []
+
+    def finalize(result: object) -> None:
+        seen.append((tmp_path / "sq" / "manifest.json").exists())
+        (tmp_path / "sq" / "derived.json").write_text("x")
+
+    r = run_stage(tmp_path, "sq", ITEMS[:3], _fn, fingerprint="a", progress=False, finalize=finalize)
+    assert seen == [False] and r.manifest_path.exists()
+
+
+class _LoadCounter:
+    """Loads a 'model' lazily on first call (like the analyzer / detector) and logs each load."""
+
+    def __init__(self, log_path: str) -> None:
+        self.log_path = log_path
+        self._model: object = None
+
+    def __call__(self, payload: dict) -> dict:
+        if self._model is None:
+            with open(self.log_path, "a") as fh:
+                fh.write(f"{os.getpid()}\n")
+            self._model = object()
+        return {"x": payload["x"]}
+
+    def __getstate__(self) -> dict:
+        return {"log_path": self.log_path, "_model": None}
+
+
+@pytest.mark.slow
+def test_ray_engine_loads_the_model_once_per_actor(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    loads = tmp_path / "loads.txt"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        r = run_stage(tmp_path, "sq", ITEMS[:24], _LoadCounter(str(loads)), fingerprint="a", progress=False,
+                      engine="ray", concurrency=2)
+    finally:
+        ray.shutdown()
+    assert [row["x"] for row in read_jsonl(r.output_path)] == list(range(24))
+    assert 1 <= len(loads.read_text().splitlines()) <= 2  # one load per actor, not one per task/block

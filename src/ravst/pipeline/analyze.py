@@ -4,10 +4,16 @@ The analyzer reads an event caption and names its key subjects, each "visible & 
 "visible-only", in the Box 1 output format; :func:`parse_analysis` reads that format leniently.
 Backends:
 
-- ``rules`` (default): offline and deterministic. A subject is the noun phrase before the first
-  verb in -ing ("dog barking" -> dog, audible); "playing/driving/using X" makes X the sounding
-  object and adds a visible-only "person"; phrases after "on/with/in" are visible-only. The
-  answer is written in the Box 1 format and read back with the same parser as an LLM's.
+- ``rules`` (default): offline and deterministic, a small lexicon plus rules. Labels: a subject
+  is the noun phrase before the first verb in -ing ("dog barking" -> dog, audible); "playing/
+  driving/using X" makes X the sounding object and adds a visible-only "person"; waves, rain
+  and water sound, wind and thunder name what is seen. Sentences (user captions), clause by
+  clause (split at commas, "while", "as", ...): the subject noun phrase(s) before the verb
+  sound ("a train passes by a crossing" -> train audible, crossing silent); with an
+  instrument verb ("a man plays the piano") the object sounds and the subject is seen; nouns
+  after prepositions are seen; phrases describing the subject ("a man in a blue shirt") are
+  not objects. The answer is written in the Box 1 format and read back with the same parser
+  as an LLM's.
 - ``openai``: any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama); key from the
   environment; bounded concurrency; retries with exponential back-off on 429 / 5xx / network
   errors; every answer cached in SQLite under sha256(model + prompt) so a re-run costs nothing.
@@ -20,6 +26,8 @@ The caption of an event is the user's (captions CSV) or its UnAV-100 label.
 ([('Dog', True), ('a red car', False)], 2, ())
 >>> [(o.name, o.audible) for o in parse_analysis(rules_answer("playing cello")).objects]
 [('cello', True), ('person', False)]
+>>> [(o.name, o.audible) for o in parse_analysis(rules_answer("a train passes by a crossing")).objects]
+[('train', True), ('crossing', False)]
 """
 
 from __future__ import annotations
@@ -165,8 +173,11 @@ _INSTRUMENT_VERBS = ("playing", "driving", "using", "riding", "striking", "typin
 _SPORTS = {"badminton", "tennis", "table tennis", "volleyball", "basketball", "football", "soccer"}
 _PERSON_ACTIVITIES = {"beat boxing", "rope skipping", "tap dancing", "skateboarding", "sailing", "lawn mowing"}
 _PERSON_ACTIVITY_SUBJECT = {"sailing": "sailboat", "lawn mowing": "lawn mower", "skateboarding": "skateboard"}
-_ENVIRONMENT = {"raining": "rain", "thunder": "sky", "wind noise": "trees", "sea waves": "sea waves",
-                "water burbling": "water"}
+# environment labels: (subject, audible). Waves, rain and water are seen making their sound (the
+# official file asks "When is the moment waves / Rain / water makes sound"); wind and thunder are
+# not visible themselves, so only what they move / where they are is named, silent.
+_ENVIRONMENT = {"raining": ("rain", True), "thunder": ("sky", False), "wind noise": ("trees", False),
+                "sea waves": ("waves", True), "water burbling": ("water", True)}
 # UnAV-100 labels that the generic rules read wrongly (label -> subjects, audible)
 _LABEL_OVERRIDES: dict[str, list[tuple[str, bool]]] = {
     "female singing": [("woman", True)],
@@ -203,6 +214,129 @@ def _phrase(text: str) -> str:
     return _ARTICLES.sub("", text.strip(" ,.")).strip()
 
 
+# ------------------------------------------------ sentences (user captions): a small lexicon
+_DETERMINERS = {"a", "an", "the", "some", "two", "three", "four", "several", "many", "his", "her", "their",
+                "its", "this", "that", "these", "those", "another", "other", "one", "each", "my", "our", "your"}
+_PREPOSITIONS = {"on", "with", "in", "at", "by", "near", "into", "onto", "under", "over", "behind", "beside",
+                 "across", "through", "along", "from", "to", "toward", "towards", "around", "inside", "outside",
+                 "against", "next", "past", "beneath", "above", "below", "down", "up", "off", "for", "about"}
+_CLAUSE_BREAK = re.compile(r"\s*(?:[,;]|\bwhile\b|\bwhereas\b|\bwhen\b|\bas\b|\bbut\b|\band then\b|"
+                           r"\bthen\b|\bbefore\b|\bafter\b)\s*", re.IGNORECASE)
+_AUX = {"is", "are", "was", "were", "be", "being", "been", "can", "could", "will", "would", "starts", "start",
+        "keeps", "keep", "begins", "begin"}
+# verbs whose direct object makes the sound (the subject is seen doing it): "a man plays the piano"
+_INSTRUMENT_BASES = {"play", "strum", "strike", "hit", "beat", "bang", "blow", "ring", "drive", "ride", "use",
+                     "type", "hammer", "knock", "tap", "honk", "pluck", "rev", "operate", "start", "shake"}
+_VERB_BASES = _INSTRUMENT_BASES | {
+    "speak", "talk", "say", "sing", "shout", "yell", "scream", "cry", "laugh", "giggle", "cough", "sneeze",
+    "whisper", "chat", "call", "bark", "meow", "purr", "moo", "roar", "growl", "howl", "chirp", "tweet",
+    "crow", "quack", "buzz", "hum", "hiss", "whistle", "clap", "cheer", "applaud", "pass", "fly", "run",
+    "walk", "move", "roll", "fall", "crash", "splash", "flow", "pour", "drip", "rumble", "click", "tick",
+    "dance", "jump", "bounce", "kick", "throw", "eat", "chew", "drink", "burp", "snore", "breathe", "cut",
+    "saw", "chop", "mow", "idle", "approach", "go", "come", "sail", "skate", "swim", "perform", "sit",
+    "stand", "hold", "watch", "make", "produce", "emit", "crackle", "sizzle", "boil", "fire", "explode",
+    "shoot", "beep", "chime", "toll", "trot", "gallop", "neigh", "bleat", "oink", "cluck", "croak", "squeak",
+    "rustle", "pant", "snort", "wail", "sob", "shriek", "squeal", "play", "preach", "lecture", "announce",
+    "race", "speed", "zoom", "land", "take", "leave", "arrive", "enter", "cross", "hop", "rattle", "clang",
+    "thud", "slam", "scratch", "rub", "pound", "stomp", "tap", "flap", "wash", "scrub", "brush", "vacuum"}
+_VERB_FORMS = {form for base in _VERB_BASES for form in (
+    base, base + "s", base + "es", base + "ed", base + "d",
+    base[:-1] + "ies" if base.endswith("y") else base)} | {
+    "says", "flies", "cries", "ran", "fell", "sang", "spoke", "rang", "blew", "drove", "rode", "hit", "beat",
+    "went", "came", "threw", "sat", "stood", "held", "made", "took", "left"}
+_ADVERB = re.compile(r"^\w+ly$")
+
+
+def _is_sentence(low: str) -> bool:
+    """A user caption (a sentence) rather than a short UnAV-100-style label."""
+    words = re.findall(r"[a-z'-]+", low)
+    return (any(w in _DETERMINERS for w in words) or any(w in _VERB_FORMS and i > 0 for i, w in enumerate(words))
+            or bool(re.search(r"[,;]|\bwhile\b", low)))
+
+
+def _is_verb(words: list[str], i: int) -> bool:
+    w = words[i]
+    if i == 0 or words[i - 1] in _DETERMINERS or words[i - 1] in _PREPOSITIONS:
+        return False  # a noun: "rain falls", "a hammer", "with a saw"
+    if w in _AUX or w in _VERB_FORMS:
+        return True
+    return w.endswith("ing") and len(w) > 4 and w not in _NON_GERUND
+
+
+def _base(verb: str) -> str:
+    for suffix, repl in (("ies", "y"), ("ing", ""), ("es", ""), ("ed", ""), ("s", ""), ("d", "")):
+        if verb.endswith(suffix) and (verb[: -len(suffix)] + repl) in _VERB_BASES:
+            return verb[: -len(suffix)] + repl
+    if verb.endswith("ing") and len(verb) > 5 and verb[-4] == verb[-5]:  # hitting, drumming
+        return verb[:-4]
+    if verb.endswith("ing") and verb[:-3] + "e" in _VERB_BASES:  # driving, riding
+        return verb[:-3] + "e"
+    return verb
+
+
+def _noun_phrases(words: list[str]) -> list[str]:
+    """Noun phrases of a run of words: determiners dropped, split at "and", cut at the first
+    preposition (except "of": "group of people") or verb, adverbs skipped, at most 4 words."""
+    out: list[str] = []
+    current: list[str] = []
+    for i, w in enumerate(words):
+        if w == "and" or w in _PREPOSITIONS - {"of"} or (current and _is_verb(words, i)):
+            if current:
+                out.append(" ".join(current[:4]))
+                current = []
+            if w != "and":
+                break
+            continue
+        if w in _DETERMINERS or _ADVERB.match(w) or w in _AUX:
+            continue
+        current.append(w)
+    if current:
+        out.append(" ".join(current[:4]))
+    return [p for p in out if p and p not in _PREPOSITIONS and p != "of"]
+
+
+def _sentence_subjects(text: str) -> list[tuple[str, bool]]:
+    """Objects of a sentence caption, clause by clause: the subject noun phrase(s) before the
+    verb sound; with an instrument verb ("plays", "hits", "drives") the direct object sounds and
+    the subject is seen; nouns after prepositions are seen (silent). Phrases describing the
+    subject before its verb ("a man in a blue shirt") are not objects."""
+    found: list[tuple[str, bool]] = []
+    for clause in _CLAUSE_BREAK.split(text):
+        words = re.findall(r"[A-Za-z][A-Za-z'-]*", clause)
+        low = [w.lower() for w in words]
+        if not low:
+            continue
+        vi = next((i for i in range(len(low)) if _is_verb(low, i)), None)
+        if vi is None:  # a bare noun phrase clause ("a dog and a cat")
+            found.extend((np_, True) for np_ in _noun_phrases(low))
+            continue
+        head = low[:vi]
+        cut = next((i for i, w in enumerate(head) if w in _PREPOSITIONS - {"of"} and i > 0), len(head))
+        subject_nps = _noun_phrases(head[:cut]) or []
+        while vi + 1 < len(low) and (low[vi] in _AUX) and _is_verb(low, vi + 1):
+            vi += 1  # "is playing", "are sailing"
+        rest = low[vi + 1:]
+        direct_end = next((i for i, w in enumerate(rest) if w in _PREPOSITIONS), len(rest))
+        direct = _noun_phrases(rest[:direct_end])
+        instrument = _base(low[vi]) in _INSTRUMENT_BASES and bool(direct)
+        if instrument and all(d in _SPORTS for d in direct):
+            instrument, direct = False, []
+        found.extend((np_, not instrument) for np_ in subject_nps)
+        found.extend((np_, instrument) for np_ in direct)
+        for i in range(direct_end, len(rest)):
+            if rest[i] in _PREPOSITIONS and (i == direct_end or rest[i - 1] not in _PREPOSITIONS):
+                found.extend((np_, False) for np_ in _noun_phrases(rest[i + 1:]))
+    out: list[tuple[str, bool]] = []
+    for name, audible in found:
+        name = _SOUND_SUFFIX.sub("", name)
+        match = next((k for k, (n, _) in enumerate(out) if n == name), None)
+        if match is None:
+            out.append((name, audible))
+        elif audible:
+            out[match] = (name, True)
+    return out or [("person", True)]
+
+
 def rules_answer(caption: str) -> str:
     """A deterministic Box 1-format answer for a caption (an event label or a short sentence)."""
     text = re.sub(r"\s+", " ", caption.strip().rstrip("."))
@@ -211,7 +345,9 @@ def rules_answer(caption: str) -> str:
     if low in _LABEL_OVERRIDES:
         subjects.extend(_LABEL_OVERRIDES[low])
     elif low in _ENVIRONMENT:
-        subjects.append((_ENVIRONMENT[low], False))
+        subjects.append(_ENVIRONMENT[low])
+    elif _is_sentence(low):
+        subjects.extend(_sentence_subjects(text))
     elif low in _PERSON_ACTIVITIES:
         subjects.append(("person", True))
         if low in _PERSON_ACTIVITY_SUBJECT:

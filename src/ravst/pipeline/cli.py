@@ -69,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
+    from ravst.pipeline.stages import stage_failed
+
+    code = 0
     for name, result in results.items():
         state = "up to date" if result.skipped else "done"
         log.info("%s: %s (%d ok, %d failed) -> %s", name, state, result.num_ok, result.num_failed, result.stage_dir)
-    return 0
+        if stage_failed(result):
+            log.error("%s: all %d record(s) failed; see %s (a re-run retries them)",
+                      name, result.num_failed, result.failures_path)
+            code = 1
+    return code

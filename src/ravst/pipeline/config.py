@@ -68,7 +68,13 @@ class FilterConfig:
         "into one event carrying all the labels (1.01 disables)",
         0.5,
     )
-    max_events: int = _h("at most this many distinct events (label groups) per video", 3)
+    segment_rule: str = _h(
+        "span of the ONE event a label group with several segments becomes: first (earliest "
+        "segment, what the official test file shows) | longest | union (first start to last end)",
+        "first",
+    )
+    et_over: str = _h("ET ratio over all annotated 'segments' or only the kept 'events'", "segments")
+    max_events: int = _h("at most this many events (label groups, one event each) per video", 3)
     min_et_ratio: float = _h("drop videos whose event-to-total duration ratio is below this", 0.08)
     balance: bool = _h(
         "down-sample so that 1-, 2- and 3-event videos are equally many (per subset)", False
@@ -84,6 +90,10 @@ class FilterConfig:
             raise ValueError("FilterConfig: group_bounds_s and group_names must have the same length")
         if list(self.group_bounds_s) != sorted(self.group_bounds_s):
             raise ValueError("FilterConfig.group_bounds_s must be increasing")
+        if self.segment_rule not in ("first", "longest", "union"):
+            raise ValueError(f"FilterConfig.segment_rule must be first|longest|union, got {self.segment_rule!r}")
+        if self.et_over not in ("segments", "events"):
+            raise ValueError(f"FilterConfig.et_over must be segments|events, got {self.et_over!r}")
         if self.max_events < 1:
             raise ValueError(f"FilterConfig.max_events must be >= 1, got {self.max_events}")
         if self.min_video_s < 0 or self.min_event_s < 0 or self.merge_gap_s < 0:
@@ -154,8 +164,29 @@ class QAConfig:
     spatial_sounding: bool = _h("generate 'What visible object(s) make sound between S and E ...'", True)
     spatial_silent: bool = _h("generate 'What silent object(s) can be seen between S and E ...'", True)
     spatiotemporal: bool = _h("generate the spatio-temporal question per sounding object", True)
-    require_boxes: bool = _h("skip spatial / spatio-temporal QAs whose objects have no box at all", False)
+    require_boxes: tuple[str, ...] = _h(
+        "QA kinds skipped when none of their answer boxes is non-empty (all [0,0,0,0] cannot be "
+        "scored): any of spatiotemporal, spatial-sounding, spatial-silent; true = all three, "
+        "false = none",
+        ("spatiotemporal", "spatial-sounding"),
+    )
     when_decimals: int = _h("decimals of <when> times (official: 1)", 1)
+    unique_questions: bool = _h(
+        "skip a QA whose question an earlier event of the same video already asked (two events "
+        "with the same sounding object would otherwise ask one question with two answers)", True)
+
+    def __post_init__(self) -> None:
+        kinds = ("spatiotemporal", "spatial-sounding", "spatial-silent")
+        value: Any = self.require_boxes
+        if isinstance(value, bool):
+            value = kinds if value else ()
+        elif isinstance(value, str):
+            value = (value,)
+        value = tuple(value)
+        bad = [k for k in value if k not in kinds]
+        if bad:
+            raise ValueError(f"QAConfig.require_boxes: unknown kind(s) {bad}; known: {list(kinds)} (or true/false)")
+        object.__setattr__(self, "require_boxes", value)
 
 
 @dataclass(frozen=True)
@@ -186,6 +217,7 @@ class PipelineConfig:
     annotations: str = _h("UnAV-100-style annotation JSON", "")
     videos_dir: str = _h("folder of the videos (annotate)", "")
     engine: str = _h("local (in-process, progress bar) | ray (analyze and annotate as Ray Data jobs)", "local")
+    ray_concurrency: int = _h("engine ray: actors (each loads the model once) running analyze / annotate", 1)
     filter: FilterConfig = field(default_factory=FilterConfig)
     analyze: AnalyzeConfig = field(default_factory=AnalyzeConfig)
     annotate: AnnotateConfig = field(default_factory=AnnotateConfig)
@@ -196,6 +228,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.engine not in ("local", "ray"):
             raise ValueError(f"PipelineConfig.engine must be local|ray, got {self.engine!r}")
+        if self.ray_concurrency < 1:
+            raise ValueError(f"PipelineConfig.ray_concurrency must be >= 1, got {self.ray_concurrency}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "<dict>") -> PipelineConfig:
@@ -223,18 +257,36 @@ class PipelineConfig:
 
 
 def load_config(path: str | Path) -> PipelineConfig:
-    """Read a YAML (``.yaml``/``.yml``) or JSON config file."""
+    """Read a YAML (``.yaml``/``.yml``) or JSON (``.json``) config file; any other name is read
+    as YAML (a superset of JSON). Errors name the file (and line, for a syntax error)."""
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
-    if p.suffix in (".yaml", ".yml"):
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{p}: cannot read the config: {exc}") from exc
+    if p.suffix == ".json":
+        try:
+            data = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{p}: line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}") from exc
+    else:
         import yaml
 
-        data = yaml.safe_load(text) or {}
-    else:
-        data = json.loads(text)
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ValueError(f"{p}: {at}invalid YAML: {problem}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: a config must be a mapping of sections")
-    return PipelineConfig.from_dict(data, source=str(p))
+        raise ValueError(f"{p}: a config must be a mapping of sections, got {type(data).__name__}")
+    try:
+        return PipelineConfig.from_dict(data, source=str(p))
+    except TypeError as exc:  # e.g. a section that is a list instead of a mapping
+        raise ValueError(f"{p}: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(exc if str(exc).startswith(str(p)) else f"{p}: {exc}") from exc
 
 
 def config_fingerprint(section: Any) -> str:

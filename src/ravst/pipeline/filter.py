@@ -4,14 +4,19 @@ Per video (pure function :func:`filter_video`):
 
 1. duration group short / medium / long by ``group_bounds_s`` (0-20, 20-40, 40-60 s); videos
    shorter than ``min_video_s`` ("extremely short") or longer than the last bound are dropped;
-2. events are clipped to the video, segments of one label that overlap (or are closer than
+2. segments are clipped to the video, segments of one label that overlap (or are closer than
    ``merge_gap_s``) are merged, and segments of different labels whose spans overlap with
-   temporal IoU >= ``merge_iou`` are merged into one event carrying all those labels (UnAV-100
-   often annotates one sound source twice, e.g. "people cheering" + "people clapping" on the
-   same span); events shorter than ``min_event_s`` are dropped;
-3. videos with more than ``max_events`` distinct events (groups of labels) are dropped;
-4. videos whose event-to-total (ET) ratio, the union of event spans over the duration, is
-   below ``min_et_ratio`` (0.08) are dropped.
+   temporal IoU >= ``merge_iou`` are merged into one segment carrying all those labels
+   (UnAV-100 often annotates one sound source twice, e.g. "people cheering" + "people
+   clapping" on the same span); segments shorter than ``min_event_s`` are dropped;
+3. an *event* is a label group (labels linked by such a merge); a group with several segments
+   becomes ONE event whose span is picked by ``segment_rule``: ``first`` (default; the
+   official test file keeps the earliest segment in 374 of 446 multi-segment groups),
+   ``longest``, or ``union`` (first start to last end);
+4. videos with more than ``max_events`` events are dropped;
+5. videos whose event-to-total (ET) ratio, the union of spans (``et_over``: all ``segments``,
+   default, or the kept ``events``) over the duration, is below ``min_et_ratio`` (0.08) are
+   dropped.
 
 Then, over the kept videos, ``balance`` optionally down-samples each subset so that 1-, 2- and
 3-event videos are equally many (seeded).
@@ -22,6 +27,9 @@ Then, over the kept videos, ``balance`` optionally down-samples each subset so t
 >>> d = filter_video(rec, FilterConfig())
 >>> d["kept"], d["group"], d["num_events"], [(e["start_s"], e["end_s"]) for e in d["events"]]
 (True, 'medium', 2, [(1.0, 9.0), (20.0, 22.0)])
+>>> rec = VideoRecord("w", 30.0, (Event("baby laughter", Span(3, 5)), Event("baby laughter", Span(8, 14))))
+>>> [(e["start_s"], e["end_s"], e["num_segments"]) for e in filter_video(rec, FilterConfig())["events"]]
+[(3.0, 5.0, 2)]
 """
 
 from __future__ import annotations
@@ -83,9 +91,11 @@ def _group(duration_s: float, cfg: FilterConfig) -> str | None:
 def filter_video(record: VideoRecord | dict[str, Any], cfg: FilterConfig) -> dict[str, Any]:
     """The filter decision of one video: ``kept``, ``reason`` (when dropped) and merged ``events``.
 
-    ``events`` items: ``index`` (0-based, by start time), ``label`` (first label), ``labels``,
-    ``start_s``, ``end_s``, ``caption`` (joined captions of the merged source events or None),
-    ``source_indices`` (positions in the input annotation list).
+    ``events`` items (one per label group, at most ``max_events`` in a kept video): ``index``
+    (0-based, by start time), ``label`` (first label), ``labels``, ``start_s``, ``end_s``,
+    ``caption`` (joined captions of the source segments or None), ``source_indices``
+    (positions in the input annotation list of the segments behind the chosen span),
+    ``num_segments`` (merged segments the label group had).
     """
     data = record_to_payload(record) if isinstance(record, VideoRecord) else record
     duration = float(data["duration_s"])
@@ -133,21 +143,13 @@ def filter_video(record: VideoRecord | dict[str, Any], cfg: FilterConfig) -> dic
     components: dict[int, list[list[Any]]] = defaultdict(list)
     for i, seg in enumerate(segments):
         components[find(i)].append(seg)
-    events = []
+    merged_events = []
     for members in components.values():
         labels = list(dict.fromkeys(label for m in members for label in m[2]))
         sources = sorted(i for m in members for i in m[3])
         start, end = min(m[0] for m in members), max(m[1] for m in members)
-        if end - start < cfg.min_event_s:
-            continue
-        captions = [data["events"][i].get("caption") for i in sources]
-        caption = "; ".join(dict.fromkeys(c for c in captions if c)) or None
-        events.append({"label": labels[0], "labels": labels, "start_s": round(start, 6),
-                       "end_s": round(end, 6), "caption": caption, "source_indices": sources})
-    events.sort(key=lambda e: (e["start_s"], e["end_s"], e["label"]))
-    for index, ev in enumerate(events):
-        ev["index"] = index
-    out["events"] = events
+        merged_events.append({"labels": labels, "start_s": start, "end_s": end, "sources": sources})
+    merged_events.sort(key=lambda e: (e["start_s"], e["end_s"], e["labels"]))
     # distinct events = groups of labels linked by a merged event
     label_parent: dict[str, str] = {}
 
@@ -157,13 +159,42 @@ def filter_video(record: VideoRecord | dict[str, Any], cfg: FilterConfig) -> dic
             x = label_parent[x]
         return x
 
-    for ev in events:
+    for ev in merged_events:
         root = lfind(ev["labels"][0])
         for other in ev["labels"][1:]:
             label_parent[lfind(other)] = root
-    num_events = len({lfind(label) for ev in events for label in ev["labels"]})
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for ev in merged_events:
+        groups[lfind(ev["labels"][0])].append(ev)
+    # ONE event per label group: its span is chosen among the group's segments by segment_rule
+    events = []
+    for group_events in groups.values():
+        group_events = [m for m in group_events if m["end_s"] - m["start_s"] >= cfg.min_event_s]
+        if not group_events:
+            continue
+        labels = list(dict.fromkeys(label for m in group_events for label in m["labels"]))
+        if cfg.segment_rule == "union":
+            start, end = group_events[0]["start_s"], max(m["end_s"] for m in group_events)
+            chosen = group_events
+        else:
+            pick = group_events[0] if cfg.segment_rule == "first" else max(
+                group_events, key=lambda m: (m["end_s"] - m["start_s"], -m["start_s"]))
+            start, end, chosen = pick["start_s"], pick["end_s"], [pick]
+        sources = sorted(i for m in chosen for i in m["sources"])
+        captions = [data["events"][i].get("caption") for i in sources]
+        caption = "; ".join(dict.fromkeys(c for c in captions if c)) or None
+        events.append({"label": labels[0], "labels": labels, "start_s": round(start, 6),
+                       "end_s": round(end, 6), "caption": caption, "source_indices": sources,
+                       "num_segments": len(group_events)})
+    events.sort(key=lambda e: (e["start_s"], e["end_s"], e["label"]))
+    for index, ev in enumerate(events):
+        ev["index"] = index
+    out["events"] = events
+    num_events = len(events)
     out["num_events"] = num_events
-    out["et_ratio"] = round(_union_length([(e["start_s"], e["end_s"]) for e in events]) / duration, 6) if duration > 0 else 0.0
+    spans = ([(e["start_s"], e["end_s"]) for e in merged_events] if cfg.et_over == "segments"
+             else [(e["start_s"], e["end_s"]) for e in events])
+    out["et_ratio"] = round(_union_length(spans) / duration, 6) if duration > 0 else 0.0
     if num_events == 0:
         out["reason"] = "no_events"
     elif num_events > cfg.max_events:

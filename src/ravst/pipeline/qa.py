@@ -13,7 +13,11 @@ Per event of an analyzed (and, for spatial tasks, annotated) video record:
 
 The templates are the official test file's questions word for word. Spatial and
 spatio-temporal QAs need boxes (the ``tracks`` the annotate stage adds to each event); events
-without them get temporal QAs only.
+without them get temporal QAs only. By default (``require_boxes``) a spatio-temporal or
+sounding-spatial QA whose every box is ``[0, 0, 0, 0]`` is not emitted (it cannot be scored);
+silent-spatial QAs are kept (an all-empty silent answer is allowed by default). With
+``unique_questions`` (default) a question already asked for an earlier event of the video
+(same sounding object in two events) is not asked again with another answer.
 
 >>> rec = {"video_id": "v", "duration_s": 12.0, "events": [{"index": 0, "label": "dog barking",
 ...        "start_s": 1.39314, "end_s": 4.31906, "objects": [{"name": "dog", "audible": True}]}]}
@@ -48,11 +52,11 @@ def _tracks(event: dict[str, Any]) -> dict[str, Track] | None:
     return {t["name"]: Track(t["name"], t["times_s"], t["xyxy"]) for t in event["tracks"]}
 
 
-def _boxed(tracks: dict[str, Track] | None, names: list[str], cfg: QAConfig) -> list[Track] | None:
+def _boxed(tracks: dict[str, Track] | None, names: list[str], cfg: QAConfig, kind: str) -> list[Track] | None:
     if tracks is None or any(n not in tracks for n in names):
         return None
     chosen = [tracks[n] for n in names]
-    if cfg.require_boxes and not any(t.nonempty.any() for t in chosen):
+    if kind in cfg.require_boxes and not any(t.nonempty.any() for t in chosen):
         return None
     return chosen
 
@@ -62,6 +66,7 @@ def generate_qas(record: dict[str, Any], cfg: QAConfig) -> list[QAItem]:
     video = record["video_id"]
     duration = float(record["duration_s"])
     items: list[QAItem] = []
+    asked: set[str] = set()
     for event_index, event in enumerate(record["events"]):
         objects = event.get("objects", [])
         sounding = list(dict.fromkeys(o["name"] for o in objects if o["audible"]))
@@ -77,19 +82,22 @@ def generate_qas(record: dict[str, Any], cfg: QAConfig) -> list[QAItem]:
         query = Span(start, end)
         for flag, kind, names_list, is_sounding in ((cfg.spatial_sounding, "spatial-sounding", sounding, True),
                                                     (cfg.spatial_silent, "spatial-silent", silent, False)):
-            chosen = _boxed(tracks, names_list, cfg) if flag and names_list else None
+            chosen = _boxed(tracks, names_list, cfg, kind) if flag and names_list else None
             if chosen:
                 question = TEMPLATES[kind].format(start=_qtime(start), end=_qtime(end))
                 todo.append((Task.SPATIAL, question, Answer(tuple(names_list), (), tuple(chosen)),
                              {"sounding": is_sounding, "query_span": query}))
         if cfg.spatiotemporal:
             for name in sounding:
-                chosen = _boxed(tracks, [name], cfg)
+                chosen = _boxed(tracks, [name], cfg, "spatiotemporal")
                 if chosen:
                     todo.append((Task.SPATIOTEMPORAL, TEMPLATES["spatiotemporal"].format(object=name),
                                  Answer((name,), (span,), tuple(chosen)), {"query_object": name}))
         per_task: dict[Task, int] = {}
         for task, question, answer, extra in todo:
+            if cfg.unique_questions and question in asked:
+                continue
+            asked.add(question)
             k = per_task.get(task, 0)
             per_task[task] = k + 1
             items.append(QAItem(qa_id=QAItem.make_id(video, event_index, task, k), video=video,

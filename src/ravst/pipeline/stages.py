@@ -16,7 +16,10 @@ split      ``qa/r_avst_qa.json``                       ``train.json``, ``test.js
 stats      latest records + ``qa/r_avst_qa.json``      PNG plots, ``stats.json``, ``stats.md``
 =========  ==========================================  ======================================
 
-Every folder also holds ``failures.jsonl`` (map stages) and ``manifest.json`` (written last).
+Every folder also holds ``failures.jsonl`` (map stages) and ``manifest.json`` (written last,
+after every derived file such as ``videos.jsonl`` or ``r_avst_qa.json``). A stage refuses to
+read an earlier stage's output when that output is stale (an input of the earlier stage, or of
+the ones before it, changed after it ran; the manifests record content fingerprints).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from ravst.pipeline.runner import (
     StageResult,
     atomic_write_text,
     file_fingerprint,
+    inputs_changed,
     read_jsonl,
     run_stage,
     stage_is_current,
@@ -40,7 +44,7 @@ from ravst.pipeline.runner import (
     write_manifest,
 )
 
-__all__ = ["STAGES", "run_all", "run_analyze", "run_annotate", "run_filter", "run_qa", "run_split", "run_stats"]
+__all__ = ["STAGES", "run_all", "run_analyze", "run_annotate", "run_filter", "run_qa", "run_split", "run_stats", "stage_failed"]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +59,34 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
+def _need_fresh(stage_dir: Path) -> None:
+    """Refuse to read a stage's output when an input of that stage (or of the stages before it)
+    changed after it ran: the output is stale and must be rebuilt first."""
+    upstream = {"annotate": "analyze", "analyze": "filter", "qa": None}
+    current: Path | None = stage_dir
+    while current is not None:
+        changed = inputs_changed(current)
+        if changed:
+            raise ValueError(f"{current}: stale: its input {changed[0]} changed after the stage ran; "
+                             f"re-run `ravst build {current.name}` (or `ravst build all`) first")
+        before = upstream.get(current.name)
+        current = current.parent / before if before else None
+
+
 # ------------------------------------------------------------------ filter
 def _filter_one(payload: dict[str, Any], cfg: Any) -> dict[str, Any]:
     from ravst.formats.unav100 import unav100_json_to_records
     from ravst.pipeline.filter import filter_video
 
     video_id, raw = payload["video_id"], payload["raw"]
-    record = unav100_json_to_records({"database": {video_id: raw}})[0]
+    try:
+        record = unav100_json_to_records({"database": {video_id: raw}})[0]
+    except ValueError as exc:  # name the real file and the video's position in it
+        message = str(exc)
+        generic = f"<data>: video #0 {video_id!r}"
+        if message.startswith(generic):
+            message = f"{payload.get('source', '<data>')}: video #{payload.get('index', 0)} {video_id!r}" + message[len(generic):]
+        raise type(exc)(message) from exc
     return filter_video(record, cfg)
 
 
@@ -76,7 +101,13 @@ class _FilterFn:
 def run_filter(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     from ravst.pipeline.filter import balance_event_counts
 
-    path = _need(Path(cfg.annotations), "the annotation file (config 'annotations')")
+    if not cfg.annotations:
+        raise ValueError("the filter stage needs an annotation file: pass --annotations FILE "
+                         "(or set 'annotations' in the config)")
+    path = Path(cfg.annotations)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file (config 'annotations' / --annotations) "
+                                f"{'is a directory' if path.is_dir() else 'not found'}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -85,16 +116,20 @@ def run_filter(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     if not isinstance(database, dict):
         raise ValueError(f"{path}: expected an UnAV-100-style object with a 'database' object")
     subsets = set(cfg.filter.subsets)
-    items = [(vid, {"video_id": vid, "raw": raw}) for vid, raw in database.items()
+    items = [(vid, {"video_id": vid, "raw": raw, "source": str(path), "index": index})
+             for index, (vid, raw) in enumerate(database.items())
              if not subsets or (isinstance(raw, dict) and raw.get("subset") in subsets)]
     fingerprint = _fp(file_fingerprint(path), config_fingerprint(cfg.filter))
-    result = run_stage(cfg.out_dir, "filter", items, _FilterFn(cfg.filter), fingerprint=fingerprint,
-                       progress=progress)
-    decisions = read_jsonl(result.output_path)
-    kept = balance_event_counts(decisions, cfg.filter)
-    write_jsonl_atomic(result.stage_dir / "videos.jsonl", kept)
-    atomic_write_text(result.stage_dir / "summary.json", json.dumps(filter_summary(decisions, kept), indent=2) + "\n")
-    return result
+
+    def finalize(result: StageResult) -> None:
+        decisions = read_jsonl(result.output_path)
+        kept = balance_event_counts(decisions, cfg.filter)
+        write_jsonl_atomic(result.stage_dir / "videos.jsonl", kept)
+        atomic_write_text(result.stage_dir / "summary.json",
+                          json.dumps(filter_summary(decisions, kept), indent=2) + "\n")
+
+    return run_stage(cfg.out_dir, "filter", items, _FilterFn(cfg.filter), fingerprint=fingerprint,
+                     progress=progress, finalize=finalize, inputs=[path])
 
 
 def filter_summary(decisions: list[dict[str, Any]], kept: list[dict[str, Any]]) -> dict[str, Any]:
@@ -137,6 +172,7 @@ def run_analyze(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     from ravst.pipeline.filter import read_captions_csv
 
     source = _need(Path(cfg.out_dir) / "filter" / "videos.jsonl", "the filter output")
+    _need_fresh(source.parent)
     records = read_jsonl(source)
     captions: dict[str, str] = {}
     inputs = [source]
@@ -145,7 +181,9 @@ def run_analyze(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         captions = {json.dumps(list(k)): v for k, v in read_captions_csv(cfg.analyze.captions_csv).items()}
     cache_path = cfg.analyze.cache_path or str(Path(cfg.out_dir) / "analyze" / "cache.sqlite")
     fingerprint = _fp(file_fingerprint(*inputs), config_fingerprint(cfg.analyze))
-    if cfg.analyze.backend == "openai" and not stage_is_current(Path(cfg.out_dir) / "analyze", fingerprint):
+    stage_dir = Path(cfg.out_dir) / "analyze"
+    if cfg.analyze.backend == "openai" and (not stage_is_current(stage_dir, fingerprint)
+                                            or read_jsonl(stage_dir / "failures.jsonl")):
         # fill the cache with bounded concurrency first; the stage then reads answers from it
         parsed = {tuple(json.loads(k)): v for k, v in captions.items()}
         wanted = []
@@ -158,7 +196,8 @@ def run_analyze(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         analyzer.cache.close()
     items = [(r["video_id"], r) for r in records]
     return run_stage(cfg.out_dir, "analyze", items, _AnalyzeFn(cfg.analyze, cache_path, captions),
-                     fingerprint=fingerprint, engine=cfg.engine, progress=progress)
+                     fingerprint=fingerprint, engine=cfg.engine, progress=progress,
+                     concurrency=cfg.ray_concurrency, inputs=inputs)
 
 
 # ------------------------------------------------------------------ annotate
@@ -183,6 +222,7 @@ class _AnnotateFn:
 
 def run_annotate(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     source = _need(Path(cfg.out_dir) / "analyze" / "analyze.jsonl", "the analyze output")
+    _need_fresh(source.parent)
     videos = _need(Path(cfg.videos_dir), "the videos folder (config 'videos_dir')") if cfg.videos_dir else None
     if videos is None:
         raise ValueError("config 'videos_dir' is required by the annotate stage")
@@ -192,7 +232,8 @@ def run_annotate(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.annotate), listing_fp)
     items = [(r["video_id"], r) for r in records]
     return run_stage(cfg.out_dir, "annotate", items, _AnnotateFn(cfg.annotate, str(videos)),
-                     fingerprint=fingerprint, engine=cfg.engine, progress=progress)
+                     fingerprint=fingerprint, engine=cfg.engine, progress=progress,
+                     concurrency=cfg.ray_concurrency, inputs=[source])
 
 
 # ------------------------------------------------------------------ qa
@@ -211,6 +252,7 @@ def _latest_records(cfg: PipelineConfig) -> Path:
     out = Path(cfg.out_dir)
     for stage in ("annotate", "analyze"):
         if (out / stage / "manifest.json").exists():
+            _need_fresh(out / stage)
             return out / stage / f"{stage}.jsonl"
     return _need(out / "analyze" / "analyze.jsonl", "the analyze (or annotate) output")
 
@@ -223,15 +265,18 @@ def run_qa(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         log.info("qa: no annotate output; only temporal QAs can be generated (no boxes)")
     records = read_jsonl(source)
     fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.qa))
+
+    def finalize(result: StageResult) -> None:  # before the manifest: never a stale final file
+        final = result.stage_dir / "r_avst_qa.json"
+        official = [video for per_video in read_jsonl(result.output_path) for video in per_video]
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        write_official(official_json_to_items(official, source=result.output_path), tmp)
+        os.replace(tmp, final)
+
     result = run_stage(cfg.out_dir, "qa", [(r["video_id"], r) for r in records], _QAFn(cfg.qa),
-                       fingerprint=fingerprint, progress=progress)
-    final = result.stage_dir / "r_avst_qa.json"
-    if result.skipped and final.exists():
-        return result
-    official = [video for per_video in read_jsonl(result.output_path) for video in per_video]
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    write_official(official_json_to_items(official, source=result.output_path), tmp)
-    os.replace(tmp, final)
+                       fingerprint=fingerprint, progress=progress, finalize=finalize, inputs=[source])
+    if not (result.stage_dir / "r_avst_qa.json").exists():  # e.g. deleted by hand
+        finalize(result)
     return result
 
 
@@ -241,6 +286,7 @@ def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     from ravst.pipeline.split import split_counts, split_items
 
     source = _need(Path(cfg.out_dir) / "qa" / "r_avst_qa.json", "the qa output")
+    _need_fresh(source.parent)
     stage_dir = Path(cfg.out_dir) / "split"
     stage_dir.mkdir(parents=True, exist_ok=True)
     fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.split))
@@ -258,7 +304,7 @@ def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         write_jsonl_atomic(stage_dir / "split.jsonl", [{"video": v, "split": s} for v, s in assignment.items()])
         counts = split_counts(splits)
         atomic_write_text(counts_path, json.dumps(counts, indent=2) + "\n")
-        write_manifest(stage_dir, "split", fingerprint, counts=counts)
+        write_manifest(stage_dir, "split", fingerprint, inputs=[source], counts=counts)
     counts = json.loads(counts_path.read_text(encoding="utf-8"))
     n = counts["total"]["qas"]
     return StageResult("split", stage_dir, stage_dir / "split.jsonl", stage_dir / "split.jsonl",
@@ -276,6 +322,9 @@ def run_stats(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     if source is None:
         raise FileNotFoundError(f"{out}: no stage output to describe (run filter first)")
     qa_path = out / "qa" / "r_avst_qa.json"
+    _need_fresh(source.parent)
+    if qa_path.exists():
+        _need_fresh(qa_path.parent)
     stage_dir = out / "stats"
     stage_dir.mkdir(parents=True, exist_ok=True)
     inputs = [source] + ([qa_path] if qa_path.exists() else [])
@@ -289,7 +338,8 @@ def run_stats(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         plots = plot_figure3(records, stage_dir, cfg.stats, cfg.filter)
         atomic_write_text(stage_dir / "stats.json", json.dumps(table, indent=2) + "\n")
         atomic_write_text(stage_dir / "stats.md", table1_markdown(table))
-        write_manifest(stage_dir, "stats", fingerprint, source=str(source), plots=[p.name for p in plots])
+        write_manifest(stage_dir, "stats", fingerprint, inputs=inputs, source=str(source),
+                       plots=[p.name for p in plots])
     return StageResult("stats", stage_dir, stage_dir / "stats.json", stage_dir / "stats.json",
                        stage_dir / "manifest.json", 1, 0, skipped)
 
@@ -305,5 +355,14 @@ def run_all(cfg: PipelineConfig, *, progress: bool = True, skip_annotate: bool =
         if name == "annotate" and (skip_annotate or not cfg.videos_dir):
             log.info("annotate skipped (no videos_dir): spatial QAs need boxes")
             continue
-        results[name] = fn(cfg, progress=progress)
+        results[name] = result = fn(cfg, progress=progress)
+        if stage_failed(result):
+            log.error("%s: every one of its %d record(s) failed (see %s); later stages not run",
+                      name, result.num_failed, result.failures_path)
+            break
     return results
+
+
+def stage_failed(result: StageResult) -> bool:
+    """True when a stage had records and none of them succeeded."""
+    return result.num_ok == 0 and result.num_failed > 0
