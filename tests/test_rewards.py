@@ -152,14 +152,28 @@ def test_scoring_error_is_logged_counted_and_zero(monkeypatch: pytest.MonkeyPatc
     assert R.COUNTERS["error"] == n + 1 and "metric bug" in caplog.text  # counted once per completion
 
 
-def test_format_needs_the_task_tags_and_official_layout() -> None:
+def test_format_needs_the_task_tag_pairs_in_any_order() -> None:
+    """Paper: R_format checks that the required tag pairs are included and matched."""
     item = _item(Task.TEMPORAL, Answer(("dog",), (Span(1.0, 2.0),)))
     texts = ["<answer>\n<object>dog</object>\n<when>[1.0, 2.0]</when>\n</answer>",
-             "<answer>\n<when>[1.0, 2.0]</when>\n</answer>",
-             "<think>x</think><answer>\n<object>dog</object>\n<when>[1.0, 2.0]</when>\n</answer>"]
-    out = _all(EXACT, texts, [item] * 3)
-    assert out["format"] == [1.0, 0.0, 0.0]
-    assert out["temporal"] == [1.0, 1.0, 1.0]
+             "<answer>\n<when>[1.0, 2.0]</when>\n</answer>",  # no <object>
+             "<think>x</think><answer>\n<object>dog</object>\n<when>[1.0, 2.0]</when>\n</answer>",
+             "<answer><when>[1.0,2.0]</when> <object>dog </object></answer>",  # Box 2's own order
+             "<answer>\n<object>dog</object>\n<when>[1.0, 2.0]\n</answer>",  # </when> missing
+             "<object>dog</object><when>[1.0, 2.0]</when>"]  # no <answer>
+    out = _all(EXACT, texts, [item] * len(texts))
+    assert out["format"] == [1.0, 0.0, 1.0, 1.0, 0.0, 0.0]
+    assert out["temporal"] == [1.0] * len(texts)
+
+
+def test_format_of_the_box2_example_for_a_spatiotemporal_qa() -> None:
+    item = _item(Task.SPATIOTEMPORAL, Answer(("dog",), (Span(10.0, 12.0),),
+                                             (Track("dog", [10.0, 11.0], [[100, 200, 300, 400]] * 2),)))
+    box2 = ("<answer> <when>[10.0,12.0]</when> <object>dog </object> <where> 10.0: [100,200,300,400] "
+            "11.0: [100,200,300,400] </where> </answer>")
+    out = _all(EXACT, [box2, box2.replace("</where>", "")], [item] * 2)
+    assert out["format"] == [1.0, 0.0]
+    assert out["temporal"][0] == 1.0 and out["spatial"][0] == 1.0
 
 
 def test_ablation_and_weights() -> None:

@@ -72,7 +72,8 @@ class ParseResult:
     found. ``has_object``: at least one object name was read. ``has_when``: at least one interval
     was read. ``has_where``: at least one ``<where>`` block was read (an empty block counts: the
     official layout uses it for "no box"). ``issues``: human-readable notes on what could not be
-    read (empty for a clean strict answer).
+    read (empty for a clean strict answer). ``tags_closed``: every ``<answer>``, ``<object>``,
+    ``<when>`` and ``<where>`` that was opened is also closed (the paper's "tag pairs matched").
     """
 
     answer: Answer
@@ -82,6 +83,7 @@ class ParseResult:
     has_when: bool
     has_where: bool
     issues: tuple[str, ...] = ()
+    tags_closed: bool = True
 
     @property
     def has_content(self) -> bool:
@@ -91,6 +93,7 @@ class ParseResult:
 
 def _result(answer: Answer, *, strict_ok: bool, has_answer: bool, has_where: bool,
             issues: Iterable[str]) -> ParseResult:
+    notes = tuple(issues)
     return ParseResult(
         answer=answer,
         strict_ok=strict_ok,
@@ -98,8 +101,12 @@ def _result(answer: Answer, *, strict_ok: bool, has_answer: bool, has_where: boo
         has_object=bool(answer.objects),
         has_when=bool(answer.spans),
         has_where=has_where,
-        issues=tuple(issues),
+        issues=notes,
+        tags_closed=not any(note.startswith(_UNCLOSED) for note in notes),
     )
+
+
+_UNCLOSED = "missing </"  # the prefix of every issue about an opened tag that is never closed
 
 
 def _track(name: str, times: list[float], boxes: list[list[float]]) -> Track:

@@ -79,6 +79,15 @@ _REQUIRED_TAGS = {
 _CACHE_SIZE = 4096
 
 
+def format_ok(parsed: Any, task: Task) -> bool:
+    """The paper's R_format: the tag pairs the task needs (``<answer>`` plus, per task,
+    ``<object>`` / ``<when>`` / ``<where>``) are present, readable and matched, in any order
+    (the Box 2 prompt's own example puts ``<when>`` first).
+    """
+    return bool(parsed.has_answer and parsed.tags_closed
+                and all(getattr(parsed, t) for t in _REQUIRED_TAGS[task]))
+
+
 @dataclass(frozen=True)
 class TaskWeights:
     """lambda_t, lambda_o, lambda_s of eq. 7 for one task type."""
@@ -408,7 +417,7 @@ class _Scorer:
         from ravst.metrics.ravst_protocol import score_qa
 
         s = score_qa(item, parsed, self.similarity)
-        fmt = float(parsed.strict_ok and all(getattr(parsed, t) for t in _REQUIRED_TAGS[item.task]))
+        fmt = float(format_ok(parsed, item.task))
         return Scores(fmt, s.object_acc, s.t_iou, s.v_iou, s.parsed)
 
     def _official(self, parsed: Any, item: QAItem) -> Scores:
