@@ -409,3 +409,10 @@ def test_fast_where_rows_equal_the_token_scanner(prefix: str, rest: str) -> None
     got = _parse_where(_Block("where", content, closed=True, truncated=False), fast_issues, 10_000)
     assert got == _scan_where(content, scan_issues)
     assert fast_issues == scan_issues
+
+
+def test_json_list_of_names_is_split_even_with_one_where_block():
+    text = '{"object": ["dog", "cat"], "when": [1, 2], "where": {"dog": {"1.0": [1, 2, 3, 4]}}}'
+    r = parse_answer(text)
+    assert r.answer.objects == ("dog", "cat")
+    assert all("[" not in t.name for t in r.answer.tracks)

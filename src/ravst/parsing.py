@@ -600,8 +600,9 @@ def _parse_lenient(text: str) -> ParseResult:
         names: list[str] = []
         for raw in raws:
             parts = _split_names(raw)
-            if len(raws) == 1 and wheres and len(parts) != len(wheres):
-                parts = [raw]
+            bracketed = raw.strip().startswith("[") and raw.strip().endswith("]")
+            if len(raws) == 1 and wheres and len(parts) != len(wheres) and not bracketed:
+                parts = [raw]  # a plain name may hold a comma (five official GT names do): keep it whole
             names.extend(parts)
         objects.extend(names)
         groups.append((names, wheres))
