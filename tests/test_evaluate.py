@@ -114,6 +114,10 @@ def test_golden_matches_checked_in_metrics(golden, tmp_path):
     expected = json.loads((GOLDEN / "expected_metrics.json").read_text())
     got.pop("seconds")
     expected.pop("seconds", None)
+    # keys added after the golden file was written: checked here, then compared as a whole
+    added = {k: got.pop(k) for k in set(got) - set(expected)}
+    assert added == {"unknown_qa_id_examples": ["unknown/0/temporal/0"], "n_bad_prediction_lines": 0,
+                     "bad_prediction_lines": [], "n_gt_zero_length_skipped": 0, "coord_unconvertible_examples": []}
     assert got == expected
     rows = [json.loads(line) for line in paths["per_qa"].read_text().splitlines()]
     assert len(rows) == 7 and rows[3]["missing"] is True and rows[3]["lenient"]["t_iou"] == 0.0
@@ -207,3 +211,139 @@ def test_category_breakdown_joins_unav100_events(golden):
     assert cats["dog barking"]["n"] == 3 and cats["car passing by"]["n"] == 4
     assert cats["dog barking"]["tasks"]["temporal"]["m_tIoU"] == approx(50.0)
     assert "By UnAV-100 event category" in format_tables(m)
+
+
+# ---------------------------------------------------------------------------------------------
+# tolerant reading of predictions files, visible warnings, argument checks (audit of issue 2)
+
+
+def _eval(tmp_path: Path, *extra: str, gt: Path = GOLDEN / "gt.json", pred: Path | str = "gt") -> tuple[int, dict]:
+    from ravst.cli import main
+
+    out = tmp_path / "out"
+    rc = main(["eval", "--gt", str(gt), "--pred", str(pred), "--similarity", "exact", "--out", str(out), *extra])
+    metrics = json.loads((out / "metrics.json").read_text()) if rc == 0 else {}
+    return rc, metrics
+
+
+def _golden_lines() -> list[str]:
+    return (GOLDEN / "pred.jsonl").read_text().splitlines()
+
+
+def test_cli_scores_a_file_with_a_truncated_last_line(tmp_path, capsys, caplog):
+    lines = _golden_lines()
+    pred = tmp_path / "p.jsonl"
+    pred.write_text("\n".join(lines[:3]) + "\n" + lines[3][:25])  # crashed while writing line 4
+    rc, m = _eval(tmp_path, pred=pred)
+    assert rc == 0
+    assert m["n_bad_prediction_lines"] == 1 and m["bad_prediction_lines"] == [4]
+    assert m["n_predictions"] == 3 and m["n_missing"] == 4
+    assert "WARNING: 1 unreadable prediction line(s) skipped (line 4)" in capsys.readouterr().out
+    assert "p.jsonl: line 4: truncated last line" in caplog.text
+
+
+def test_cli_corrupt_middle_line_errors_unless_skip_bad_lines(tmp_path, caplog):
+    lines = _golden_lines()
+    pred = tmp_path / "p.jsonl"
+    pred.write_text("\n".join([lines[0], lines[1][:30], *lines[2:]]) + "\n")
+    rc, _ = _eval(tmp_path, pred=pred)
+    assert rc == 1 and "p.jsonl: line 2: invalid JSON" in caplog.text and "--skip-bad-lines" in caplog.text
+    rc, m = _eval(tmp_path, "--skip-bad-lines", pred=pred)
+    assert rc == 0 and m["n_bad_prediction_lines"] == 1 and m["bad_prediction_lines"] == [2]
+    assert m["n_predictions"] == 6
+
+
+def test_cli_duplicate_qa_id_keeps_the_last_line(tmp_path):
+    lines = _golden_lines()
+    first = json.loads(lines[0])  # vidA temporal, [4, 10] vs GT [2, 8] -> tIoU 0.5
+    better = dict(first, text="<answer>\n<object>dog</object>\n<when>[2.0, 8.0]</when>\n</answer>")
+    pred = tmp_path / "p.jsonl"
+    pred.write_text("\n".join([*lines, json.dumps(better)]) + "\n")
+    rc, m = _eval(tmp_path, pred=pred)
+    assert rc == 0 and m["n_duplicate_predictions"] == 1 and m["n_predictions"] == 8
+    # vidA now 1.0, vidB missing 0 -> 50
+    assert m["tasks"]["temporal"]["m_tIoU"] == approx(50.0)
+
+
+def test_cli_unknown_ids_are_shown_and_no_match_fails(tmp_path, capsys, caplog):
+    rc, m = _eval(tmp_path, pred=GOLDEN / "pred.jsonl")
+    assert rc == 0 and m["n_unknown_qa_ids"] == 1
+    out = capsys.readouterr().out
+    assert "WARNING: 1 of 7 predictions have a qa_id not in the GT (ignored), e.g. unknown/0/temporal/0" in out
+    pred = tmp_path / "p.jsonl"
+    pred.write_text("".join(json.dumps({"qa_id": f"foo{i}/0/temporal/0", "text": "x"}) + "\n" for i in range(3)))
+    caplog.clear()
+    rc, _ = _eval(tmp_path, pred=pred)
+    assert rc == 1
+    assert "none of its 3 prediction qa_ids is in the GT" in caplog.text and "'foo0/0/temporal/0'" in caplog.text
+    assert "'vidA/0/temporal/0'" in caplog.text  # a GT example, to see the mismatch
+    pred.write_text("")
+    assert _eval(tmp_path, pred=pred)[0] == 1
+
+
+def test_norm1000_without_sizes_one_summary_warning(golden, caplog):
+    items, _, _ = golden
+    # every QA answered in norm1000: temporal ones have no boxes, vidB table has only an empty box
+    texts = {
+        "temporal": "<answer>\n<object>dog</object>\n<when>[2.0, 8.0]</when>\n</answer>",
+        "boxes": "<answer>\n<object>tree</object>\n<where>\n10.0: [0, 0, 250, 500]\n</where>\n</answer>",
+        "zero": "<answer>\n<object>table</object>\n<where>\n10.0: [0, 0, 0, 0]\n</where>\n</answer>",
+    }
+    preds = []
+    for it in items:
+        key = "temporal" if it.task.value == "temporal" else "zero" if it.qa_id == "vidB/0/spatial/0" else "boxes"
+        preds.append(Prediction(it.qa_id, texts[key], coord_space="norm1000"))
+    with caplog.at_level("WARNING", logger="ravst.evaluate"):
+        m = evaluate(items, preds, similarity=EXACT).metrics
+    n_boxed = sum(1 for it in items if it.task.value != "temporal") - 1
+    assert m["n_coord_unconvertible"] == n_boxed == 4 and m["n_coord_converted"] == 0
+    assert m["tasks"]["temporal"]["m_tIoU"] == 100.0 * 1 / 2 + 50.0 * 0  # unaffected by coordinates
+    warnings = [r for r in caplog.records if r.name == "ravst.evaluate" and "frame size" in r.getMessage()]
+    assert len(warnings) == 1
+    msg = warnings[0].getMessage()
+    assert msg.startswith("4 predictions have boxes in norm1000 space") and "--video-sizes" in msg
+    assert "original_wh" in msg and m["coord_unconvertible_examples"][0] in msg
+    assert "boxes of 4 predictions dropped" in format_tables(m)
+
+
+def test_ave_gt_with_zero_length_event_scores_100(tmp_path, capsys):
+    ann = tmp_path / "Annotations.txt"
+    ann.write_text("Church bell&RUhOCu3LNXM&good&0&10\nChurch bell&VWi2ENBuTbw&good&0&0\nDog&x1&good&6&8\n")
+    rc, m = _eval(tmp_path, "--gt-format", "ave", gt=ann)
+    assert rc == 0 and m["n_qas"] == 2 and m["n_gt_zero_length_skipped"] == 1
+    assert m["tasks"]["temporal"]["m_tIoU"] == 100.0
+    assert "1 zero-length GT event(s) left out" in capsys.readouterr().out
+
+
+def test_ave_real_annotations_gt_scores_100(shared_data, tmp_path):
+    rc, m = _eval(tmp_path, "--gt-format", "ave", "--quiet", gt=shared_data / "ave" / "Annotations.txt")
+    assert rc == 0 and m["n_qas"] == 4142 and m["n_gt_zero_length_skipped"] == 1
+    assert m["tasks"]["temporal"]["m_tIoU"] == 100.0 and m["strict"]["tasks"]["temporal"]["m_tIoU"] == 100.0
+
+
+def test_split_is_validated(tmp_path, caplog):
+    csv_path = tmp_path / "ave_splits.csv"
+    csv_path.write_text("annotation_line_index,split,category,video_id,quality,start_s,end_s\n"
+                        "0,train,Dog,v1,good,0,10\n1,test,Cat,v2,good,2,5\n")
+    rc, m = _eval(tmp_path, "--gt-format", "ave", "--split", "test", gt=csv_path)
+    assert rc == 0 and m["n_qas"] == 1
+    rc, _ = _eval(tmp_path, "--gt-format", "ave", "--split", "bogus", gt=csv_path)
+    assert rc == 1 and "--split 'bogus' is not a split of this file (it has test, train)" in caplog.text
+    caplog.clear()
+    rc, _ = _eval(tmp_path, "--split", "test")  # official GT has no splits
+    assert rc == 1 and "--split applies only to --gt-format ave" in caplog.text
+    ann = tmp_path / "Annotations.txt"
+    ann.write_text("Dog&v1&good&0&10\n")
+    assert _eval(tmp_path, "--gt-format", "ave", "--split", "test", gt=ann)[0] == 1
+    assert _eval(tmp_path, "--masks-dir", str(tmp_path))[0] == 1
+
+
+def test_on_unknown_keys_option(tmp_path, caplog):
+    data = json.loads((GOLDEN / "gt.json").read_text())
+    data[0]["foo"] = 1
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps(data))
+    rc, _ = _eval(tmp_path, gt=gt)
+    assert rc == 1 and "unknown key(s) ['foo']" in caplog.text and "--on-unknown-keys warn" in caplog.text
+    rc, m = _eval(tmp_path, "--on-unknown-keys", "warn", gt=gt)
+    assert rc == 0 and m["parse_rate"] == 100.0

@@ -25,8 +25,10 @@ from ravst.formats.official import (
     write_official,
 )
 from ravst.formats.predictions import (
+    BadLine,
     append_predictions,
     completed_ids,
+    load_predictions,
     read_predictions,
     write_prediction,
     write_predictions,
@@ -295,6 +297,17 @@ def test_ave_lines_header_and_errors() -> None:
         parse_ave_lines(["Dog&v1&good&5&2"])
 
 
+def test_ave_zero_length_event_is_left_out_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    anns = parse_ave_lines(["Dog&v1&good&0&10\n", "Bell&v2&good&0&0\n", "Cat&v2&good&2&5\n"], source="ann.txt")
+    assert [a.zero_length for a in anns] == [False, True, False]
+    with caplog.at_level(logging.WARNING):
+        items = ave_to_qa_items(anns)
+    assert "ann.txt: line 2: zero-length event 'Bell'" in caplog.text and "v2" in caplog.text
+    # the zero-length line still uses up its index: the other ids do not move
+    assert [i.qa_id for i in items] == ["v1/0/temporal/0", "v2/1/temporal/0"]
+    assert len(ave_to_records(anns)[1].events) == 2  # records keep the annotation as it is
+
+
 def test_ave_real_files(shared_data: Path) -> None:
     ann_path, split_path = shared_data / "ave" / "Annotations.txt", shared_data / "ave" / "ave_splits.csv"
     anns = read_ave(ann_path, split_path)
@@ -306,6 +319,11 @@ def test_ave_real_files(shared_data: Path) -> None:
     assert len(items) == 402 and all(i.task is Task.TEMPORAL and i.duration_s == 10.0 for i in items)
     assert len({i.qa_id for i in items}) == 402
     assert read_ave_splits(split_path) == anns
+    # line 27 'Church bell&VWi2ENBuTbw&good&0&0' (train) is the only zero-length event
+    zero = [a for a in anns if a.zero_length]
+    assert [(a.video_id, a.line_index, a.split) for a in zero] == [("VWi2ENBuTbw", 26, "train")]
+    assert zero[0].source is not None and zero[0].source.endswith("Annotations.txt: line 27")
+    assert len(ave_to_qa_items(anns)) == 4142
 
 
 def test_ave_split_mismatch_is_an_error(tmp_path: Path) -> None:
@@ -406,11 +424,49 @@ def test_predictions_truncated_last_line(tmp_path: Path, caplog: pytest.LogCaptu
         assert [p.qa_id for p in read_predictions(path, on_error="skip")] == ["a", "b"]
     assert "line 3" in caplog.text
     assert completed_ids(path) == {"a", "b"}
-    # resuming appends on a fresh line; the broken line is then an ordinary invalid line
-    append_predictions(path, [Prediction("c", "z")])
-    with pytest.raises(FormatError, match=r"line 3: invalid JSON"):
-        read_predictions(path)
-    assert [p.qa_id for p in read_predictions(path, on_error="skip")] == ["a", "b", "c"]
+    # resuming cuts the torn record off first (logging what it dropped): no invalid line mid-file
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        append_predictions(path, [Prediction("c", "z")])
+    assert "line 3 is a torn record" in caplog.text and '{"qa_id": "c", "te' in caplog.text
+    assert [p.qa_id for p in read_predictions(path)] == ["a", "b", "c"]
+    assert path.read_text(encoding="utf-8").count("\n") == 3
+
+
+def test_append_keeps_a_complete_last_record_without_newline(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"qa_id": "a", "text": "x"}', encoding="utf-8")  # complete, only the newline missing
+    append_predictions(path, [Prediction("b", "y")])
+    assert [p.qa_id for p in read_predictions(path)] == ["a", "b"]
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text('{"qa_id": "a", "te', encoding="utf-8")  # the only line is torn
+    append_predictions(torn, [Prediction("b", "y")])
+    assert torn.read_text(encoding="utf-8") == '{"qa_id": "b", "text": "y"}\n'
+
+
+def test_load_predictions_tolerates_truncated_last_line_and_duplicates(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "p.jsonl"
+    write_predictions(path, [Prediction("a", "1"), Prediction("b", "2"), Prediction("a", "3")])
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('{"qa_id": "c", "te')
+    with caplog.at_level(logging.WARNING):
+        got = load_predictions(path)
+    assert [p.text for p in got.predictions] == ["1", "2", "3"] and got.n_duplicates == 1
+    assert len(got.bad_lines) == 1 and got.bad_lines[0].line == 4 and got.bad_lines[0].truncated
+    assert "p.jsonl: line 4: truncated last line" in caplog.text
+
+
+def test_load_predictions_mid_file_error_unless_skip(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"qa_id": "a", "text": "1"}\n{"qa_id": "b", "te\n{"qa_id": "c"}\n{"qa_id": "d", "text": "4"}\n',
+                    encoding="utf-8")
+    with pytest.raises(FormatError, match=r"p.jsonl: line 2: invalid JSON.*--skip-bad-lines"):
+        load_predictions(path)
+    got = load_predictions(path, skip_bad_lines=True)
+    assert [p.qa_id for p in got.predictions] == ["a", "d"]
+    assert [(b.line, b.truncated) for b in got.bad_lines] == [(2, False), (3, False)]
+    assert isinstance(got.bad_lines[1], BadLine) and "missing required field 'text'" in got.bad_lines[1].message
 
 
 @pytest.mark.parametrize(
@@ -509,7 +565,7 @@ def test_read_qa_items_recognises_each_file(shared_data: Path, tmp_path: Path) -
 
     assert len(read_qa_items(shared_data / "r_avst" / "xml_test_QA.json")) == 1638
     assert len(read_qa_items(shared_data / "ave" / "ave_splits.csv", split="test")) == 402
-    assert len(read_qa_items(shared_data / "ave" / "Annotations.txt")) == 4143
+    assert len(read_qa_items(shared_data / "ave" / "Annotations.txt")) == 4142  # 4,143 lines, 1 zero-length
     assert len(read_qa_items(shared_data / "avsbench" / "avs1_s4_test.csv")) == 740
     with pytest.raises(ValueError, match="applies only to an AVE split CSV"):
         read_qa_items(shared_data / "ave" / "Annotations.txt", split="test")

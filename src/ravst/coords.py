@@ -19,11 +19,23 @@ import numpy as np
 
 from ravst.types import Answer, CoordSpace, Track
 
-__all__ = ["convert_answer", "needs_original_size", "to_original_xyxy"]
+__all__ = ["convert_answer", "has_boxes", "needs_original_size", "to_original_xyxy"]
 
 
 def needs_original_size(space: CoordSpace | str) -> bool:
     return CoordSpace(space) is not CoordSpace.ORIGINAL
+
+
+def has_boxes(answer: Answer) -> bool:
+    """Whether any ``<where>`` row holds a non-zero box, i.e. whether converting the answer to
+    original pixels needs the frame size (``[0, 0, 0, 0]`` = "no box" is the same in every space).
+
+    >>> has_boxes(Answer(("dog",), tracks=(Track("dog", [1.0], [[0, 0, 0, 0]]),)))
+    False
+    >>> has_boxes(Answer(("dog",), tracks=(Track("dog", [1.0], [[0, 0, 500, 500]]),)))
+    True
+    """
+    return any(bool(np.any(np.asarray(t.xyxy) != 0)) for t in answer.tracks)
 
 
 def _wh(name: str, wh: Sequence[float] | None) -> tuple[float, float]:

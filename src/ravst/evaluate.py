@@ -4,7 +4,13 @@ Every prediction is parsed twice (lm-eval-harness style): **lenient** (what real
 and **strict** (only answers in the official layout count; anything else scores as unparsable).
 Both are scored with the chosen protocol (``ravst`` or ``vstar``) and reported. A QA without a
 prediction counts as unparsable; predictions whose ``qa_id`` is not in the GT are counted and
-ignored. Boxes not in original pixels are converted (``ravst.coords``) before scoring.
+ignored (with a warning giving examples; the command fails when none matches the GT); a repeated
+``qa_id`` keeps the last line. Boxes not in original pixels are converted (``ravst.coords``)
+before scoring.
+
+The predictions file is read with ``ravst.formats.predictions.load_predictions``: a truncated
+last line (a crashed run) is skipped with a warning and counted; any other bad line is an error
+unless ``--skip-bad-lines``.
 
 ``--pred gt`` scores the ground truth against itself (rendered in the official layout and
 parsed back), which must give 100 on every figure.
@@ -24,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ravst.coords import convert_answer, needs_original_size
+from ravst.coords import convert_answer, has_boxes, needs_original_size
 from ravst.metrics.ravst_protocol import KINDS, QAScore, aggregate
 from ravst.types import Answer, Prediction, QAItem, VideoRecord
 
 __all__ = [
     "LENGTH_BUCKETS",
     "EvalResult",
+    "NoMatchingPredictionsError",
     "add_arguments",
     "category_of",
     "evaluate",
@@ -44,6 +51,14 @@ log = logging.getLogger(__name__)
 
 LENGTH_BUCKETS = (("short", 0.0, 20.0), ("medium", 20.0, 40.0), ("long", 40.0, float("inf")))
 """Video-length groups in seconds, [lo, hi); "long" is 40-60 s in R-AVST (60 s clips)."""
+
+
+N_EXAMPLES = 5
+"""How many example ids warnings and ``metrics.json`` list."""
+
+
+class NoMatchingPredictionsError(ValueError):
+    """No prediction ``qa_id`` is in the ground truth (e.g. the wrong GT file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +116,14 @@ def evaluate(
     similarity: Any,
     unav_records: Mapping[str, VideoRecord] | None = None,
     video_sizes: Mapping[str, tuple[float, float]] | None = None,
+    bad_prediction_lines: Sequence[int] = (),
+    n_gt_zero_length_skipped: int = 0,
 ) -> EvalResult:
-    """Score ``predictions`` (``None``: the GT itself) against ``items``; pure apart from logging."""
+    """Score ``predictions`` (``None``: the GT itself) against ``items``; pure apart from logging.
+
+    ``bad_prediction_lines`` (line numbers the reader skipped) and ``n_gt_zero_length_skipped``
+    (GT events left out by the reader) are only reported in the metrics and the header line.
+    """
     from ravst.metrics import PROTOCOLS, score_split
     from ravst.parsing import parse_answer, render_answer
 
@@ -119,7 +140,13 @@ def evaluate(
                 n_dupes += 1  # the last one wins, like a resumed run appending
             preds[p.qa_id] = p
     gt_ids = {it.qa_id for it in items}
-    n_unknown = sum(1 for q in preds if q not in gt_ids)
+    unknown = [q for q in preds if q not in gt_ids]
+    if unknown:
+        log.warning("%d of %d prediction qa_ids are not in the GT and are ignored, e.g. %s",
+                    len(unknown), len(preds), ", ".join(repr(q) for q in unknown[:N_EXAMPLES]))
+    if n_dupes:
+        log.warning("%d predictions repeat an earlier qa_id; the last line of each is scored", n_dupes)
+    unconvertible: list[tuple[str, str, str]] = []
     counts: Counter[str] = Counter()
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
@@ -141,12 +168,15 @@ def evaluate(
             lp = parse_answer(pred.text)
             sp = parse_answer(pred.text, strict=True)
             lenient, strict, issues = lp.answer, _strict_answer(sp), lp.issues
-            if needs_original_size(pred.coord_space):
+            if needs_original_size(pred.coord_space) and (
+                has_boxes(lenient) or (strict is not None and has_boxes(strict))
+            ):
                 wh = pred.extra.get("original_wh") or (video_sizes or {}).get(item.video)
                 if wh is None:
                     counts["coord_unconvertible"] += 1
-                    log.warning("%s: boxes in %s space but the original frame size is unknown; boxes dropped",
-                                item.qa_id, pred.coord_space.value)
+                    unconvertible.append((item.qa_id, item.video, pred.coord_space.value))
+                    log.debug("%s: boxes in %s space but the original frame size is unknown; boxes dropped",
+                              item.qa_id, pred.coord_space.value)
                     lenient = Answer(lenient.objects, lenient.spans)
                     strict = None if strict is None else Answer(strict.objects, strict.spans)
                 else:
@@ -155,6 +185,12 @@ def evaluate(
                     lenient = convert_answer(lenient, pred.coord_space, **kw)
                     strict = None if strict is None else convert_answer(strict, pred.coord_space, **kw)
         prepared.append((item, pred, lenient, strict, issues))
+    if unconvertible:
+        qa_id, video, _ = unconvertible[0]
+        log.warning("%d predictions have boxes in %s space but the original frame size of their video is "
+                    "unknown (e.g. %s, video %s): their boxes were dropped and score 0. Fix: pass --video-sizes "
+                    "JSON {video: [width, height]} or write original_wh [width, height] in each prediction record",
+                    len(unconvertible), "/".join(sorted({u[2] for u in unconvertible})), qa_id, video)
     t_parsed = time.perf_counter()
     names: set[str] = set()
     for item, _, lenient, _, _ in prepared:
@@ -211,10 +247,15 @@ def evaluate(
         "n_qas": n,
         "n_predictions": 0 if predictions is None else len(predictions),
         "n_missing": counts["missing"],
-        "n_unknown_qa_ids": n_unknown,
+        "n_unknown_qa_ids": len(unknown),
+        "unknown_qa_id_examples": unknown[:N_EXAMPLES],
         "n_duplicate_predictions": n_dupes,
+        "n_bad_prediction_lines": len(bad_prediction_lines),
+        "bad_prediction_lines": list(bad_prediction_lines[:20]),
+        "n_gt_zero_length_skipped": n_gt_zero_length_skipped,
         "n_coord_converted": counts["coord_converted"],
         "n_coord_unconvertible": counts["coord_unconvertible"],
+        "coord_unconvertible_examples": [u[0] for u in unconvertible[:N_EXAMPLES]],
         "parse_rate": rate(lenient_scores),
         "parse_rate_strict": rate(strict_scores),
         "tasks": aggregate(lenient_scores),
@@ -267,6 +308,29 @@ def _t3_row(label: str, tasks: Mapping[str, Any]) -> list[str]:
     return [label] + [_f(t[k]) for k in _T3] + [f"{t['n']}/{t['n_unparsed']}"]
 
 
+def _notices(metrics: Mapping[str, Any]) -> list[str]:
+    """One line per thing that makes the figures less than they seem (empty when all is well)."""
+    out = []
+    n_unknown = metrics.get("n_unknown_qa_ids", 0)
+    if n_unknown:
+        ex = ", ".join(metrics.get("unknown_qa_id_examples", []))
+        out.append(f"WARNING: {n_unknown} of {metrics['n_predictions']} predictions have a qa_id not in the GT "
+                   f"(ignored), e.g. {ex}")
+    if metrics.get("n_bad_prediction_lines", 0):
+        lines = ", ".join(str(n) for n in metrics.get("bad_prediction_lines", []))
+        out.append(f"WARNING: {metrics['n_bad_prediction_lines']} unreadable prediction line(s) skipped "
+                   f"(line {lines})")
+    if metrics.get("n_duplicate_predictions", 0):
+        out.append(f"note: {metrics['n_duplicate_predictions']} repeated qa_id(s); the last line of each was scored")
+    if metrics.get("n_coord_unconvertible", 0):
+        ex = ", ".join(metrics.get("coord_unconvertible_examples", []))
+        out.append(f"WARNING: boxes of {metrics['n_coord_unconvertible']} predictions dropped: not in original "
+                   f"pixels and the frame size is unknown (e.g. {ex}; use --video-sizes or original_wh)")
+    if metrics.get("n_gt_zero_length_skipped", 0):
+        out.append(f"note: {metrics['n_gt_zero_length_skipped']} zero-length GT event(s) left out of the QAs")
+    return out
+
+
 def format_tables(metrics: Mapping[str, Any]) -> str:
     """Plain-text tables laid out like the paper's Tables 2 and 3, plus the breakdowns."""
     head2 = ["", "ObjAcc", "m_vIoU", "AP@0.3", "AP@0.5", "n/excl/unp",
@@ -277,6 +341,7 @@ def format_tables(metrics: Mapping[str, Any]) -> str:
         f"protocol {metrics['protocol']}, similarity {metrics['similarity']} (tau {metrics['tau']}), "
         f"{metrics['n_qas']} QAs, {metrics['n_missing']} without prediction, parse rate "
         f"{_f(metrics['parse_rate'])}% lenient / {_f(metrics['parse_rate_strict'])}% strict",
+        *_notices(metrics),
         "",
         _table("Table 2 - audio-visual spatial (left) and spatio-temporal (right) reasoning, %", head2,
                [_t2_row("lenient", lenient), _t2_row("strict", strict)]),
@@ -355,56 +420,101 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='JSON {video: [width, height]} of original frame sizes, for predictions not in original pixels')
     parser.add_argument("--out", type=Path, default=None, help="write metrics.json, per_qa.jsonl and per_qa.csv here")
     parser.add_argument("--split", default=None,
-                        help="AVE only (with ave_splits.csv as --gt): keep this split, e.g. test")
+                        help="AVE only (with ave_splits.csv as --gt): keep this split (one of the file's, "
+                             "e.g. train, val, test)")
+    parser.add_argument("--skip-bad-lines", action="store_true",
+                        help="skip (and count) unreadable prediction lines anywhere in the file instead of "
+                             "failing; a truncated LAST line is always skipped and counted")
+    parser.add_argument("--on-unknown-keys", default="error", choices=["error", "warn"],
+                        help="unknown keys in the official GT / --unav100 JSON: error (default) or warn and "
+                             "ignore them")
     parser.add_argument("--masks-dir", type=Path, default=None,
                         help="AVSBench only: root of the ground-truth PNG masks (boxes come from them)")
     parser.add_argument("--quiet", action="store_true", help="do not print the tables")
 
 
-def _load_gt(args: argparse.Namespace) -> list[QAItem]:
+def _on_unknown(args: argparse.Namespace) -> Any:
+    return "warn" if getattr(args, "on_unknown_keys", "error") == "warn" else "raise"
+
+
+def _load_gt(args: argparse.Namespace) -> tuple[list[QAItem], int]:
+    """The GT QAs and how many zero-length events were left out (AVE)."""
     path, fmt = Path(args.gt), args.gt_format
+    if args.split is not None and fmt != "ave":
+        raise ValueError(f"--split applies only to --gt-format ave (with ave_splits.csv); {fmt} GT has no splits")
+    if args.masks_dir is not None and fmt != "avsbench":
+        raise ValueError(f"--masks-dir applies only to --gt-format avsbench, not {fmt}")
     if fmt == "official":
         from ravst.formats.official import read_official
 
-        return list(read_official(path))
+        return list(read_official(path, on_unknown=_on_unknown(args))), 0
     if fmt == "ave":
         from ravst.formats.ave import ave_to_qa_items, read_ave, read_ave_splits
 
         if path.suffix == ".csv":
-            anns = [a for a in read_ave_splits(path) if args.split is None or a.split == args.split]
-        else:
-            anns = read_ave(path)
+            anns = read_ave_splits(path)
             if args.split is not None:
-                raise ValueError("--split needs the AVE splits CSV as --gt (ave_splits.csv)")
-        return ave_to_qa_items(anns)
+                known = sorted({a.split for a in anns if a.split is not None})
+                if args.split not in known:
+                    raise ValueError(f"{path}: --split {args.split!r} is not a split of this file "
+                                     f"(it has {', '.join(known) or 'none'})")
+                anns = [a for a in anns if a.split == args.split]
+        else:
+            if args.split is not None:
+                raise ValueError(f"{path}: --split needs the AVE splits CSV as --gt (ave_splits.csv); "
+                                 "Annotations.txt has no splits")
+            anns = read_ave(path)
+        return ave_to_qa_items(anns), sum(a.zero_length for a in anns)
     from ravst.formats.avsbench import avsbench_to_qa_items, read_avsbench
 
-    return avsbench_to_qa_items(read_avsbench(path), masks_dir=args.masks_dir)
+    return avsbench_to_qa_items(read_avsbench(path), masks_dir=args.masks_dir), 0
+
+
+def _check_ids_match(items: Sequence[QAItem], predictions: Sequence[Prediction], pred_path: Path,
+                     gt_path: Path) -> None:
+    """``NoMatchingPredictionsError`` when no prediction id is a GT id (nothing would be scored)."""
+    gt_ids = {it.qa_id for it in items}
+    if any(p.qa_id in gt_ids for p in predictions):
+        return
+    if not predictions:
+        raise NoMatchingPredictionsError(f"{pred_path}: no prediction to score (the file has no readable record)")
+    pred_ex = ", ".join(repr(p.qa_id) for p in predictions[:3])
+    gt_ex = ", ".join(repr(it.qa_id) for it in items[:3]) or "none"
+    raise NoMatchingPredictionsError(
+        f"{pred_path}: none of its {len(predictions)} prediction qa_ids is in the GT {gt_path} "
+        f"({len(items)} QAs): wrong GT file or --gt-format/--split? predictions: {pred_ex}; GT: {gt_ex}")
 
 
 def run(args: argparse.Namespace) -> int:
     from ravst.similarity import get_similarity
 
     try:
-        items = _load_gt(args)
+        items, n_zero = _load_gt(args)
         predictions = None
+        bad_lines: list[int] = []
         if str(args.pred) != "gt":
-            from ravst.formats.predictions import read_predictions
+            from ravst.formats.predictions import load_predictions
 
-            predictions = read_predictions(Path(args.pred))
+            loaded = load_predictions(Path(args.pred), skip_bad_lines=args.skip_bad_lines)
+            predictions, bad_lines = loaded.predictions, [b.line for b in loaded.bad_lines]
+            _check_ids_match(items, predictions, Path(args.pred), Path(args.gt))
         similarity = get_similarity(args.similarity, tau=args.tau, word2vec_path=args.word2vec)
         unav = None
         if args.unav100 is not None:
             from ravst.formats.unav100 import read_unav100
 
-            unav = {r.video_id: r for r in read_unav100(args.unav100)}
+            unav = {r.video_id: r for r in read_unav100(args.unav100, on_unknown=_on_unknown(args))}
         sizes = None
         if args.video_sizes is not None:
             sizes = {k: (float(v[0]), float(v[1])) for k, v in json.loads(args.video_sizes.read_text()).items()}
         result = evaluate(items, predictions, protocol=args.protocol, similarity=similarity,
-                          unav_records=unav, video_sizes=sizes)
+                          unav_records=unav, video_sizes=sizes, bad_prediction_lines=bad_lines,
+                          n_gt_zero_length_skipped=n_zero)
     except (ValueError, OSError) as exc:
-        log.error("%s", exc)
+        message = str(exc)
+        if "on_unknown='warn'" in message:
+            message += " (command line: --on-unknown-keys warn)"
+        log.error("%s", message)
         return 1
     result.metrics["gt"] = str(args.gt)
     result.metrics["pred"] = str(args.pred)

@@ -13,6 +13,11 @@ question ``When is the moment {category} makes sound and is visible?``, ground t
 interval, id ``{video_id}/{event_index}/temporal/0`` with ``event_index`` the position of the
 line among that video's lines.
 
+A zero-length event (``Start == End``, e.g. ``Church bell&VWi2ENBuTbw&good&0&0`` on line 27 of the
+real file) has no interval to localise (its IoU with itself is 0), so ``ave_to_qa_items`` leaves
+it out with a warning naming the file and line; ``AveAnnotation.zero_length`` finds them for
+counting. Its ``event_index`` is still used up, so the other ids do not move.
+
 >>> import io
 >>> anns = parse_ave_lines(io.StringIO("Church bell&RUhOCu3LNXM&good&0&10\\nDog&x1&good&6&8\\n"))
 >>> items = ave_to_qa_items(anns)
@@ -23,9 +28,10 @@ line among that video's lines.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ravst.formats import FormatError, where
@@ -40,6 +46,8 @@ __all__ = [
     "read_ave",
     "read_ave_splits",
 ]
+
+log = logging.getLogger(__name__)
 
 AVE_DURATION_S = 10.0  # every AVE video is a 10 s clip
 _HEADER_FIRST = "category"
@@ -58,10 +66,17 @@ class AveAnnotation:
     end_s: float
     line_index: int
     split: str | None = None
+    source: str | None = field(default=None, compare=False)
+    """``file: line N`` where it was read (for messages; not compared)."""
 
     def __post_init__(self) -> None:
         if not (0.0 <= self.start_s <= self.end_s):
             raise ValueError(f"interval [{self.start_s}, {self.end_s}] is not 0 <= start <= end")
+
+    @property
+    def zero_length(self) -> bool:
+        """``Start == End``: no interval to localise (left out of the temporal QAs)."""
+        return self.start_s == self.end_s
 
 
 def _seconds(text: str, ctx: str) -> float:
@@ -95,7 +110,7 @@ def parse_ave_lines(lines: Iterable[str], *, source: str | Path | None = None) -
         start = _seconds(fields[3].strip(), f"{ctx}: Start")
         end = _seconds(fields[4].strip(), f"{ctx}: End")
         try:
-            out.append(AveAnnotation(category, video_id, quality, start, end, data_index))
+            out.append(AveAnnotation(category, video_id, quality, start, end, data_index, source=ctx))
         except ValueError as err:
             raise FormatError(f"{ctx}: Start/End: {err}") from err
         data_index += 1
@@ -127,7 +142,7 @@ def read_ave(
             raise FormatError(f"{ctx}: row {other} does not match {path.name} line {ann}")
         if split is None or other.split == split:
             joined.append(AveAnnotation(ann.category, ann.video_id, ann.quality, ann.start_s, ann.end_s,
-                                        ann.line_index, other.split))
+                                        ann.line_index, other.split, source=ann.source))
     return joined
 
 
@@ -151,7 +166,7 @@ def read_ave_splits(path: str | Path) -> list[AveAnnotation]:
             end = _seconds(row["end_s"], f"{ctx}: end_s")
             try:
                 out.append(AveAnnotation(row["category"], row["video_id"], row["quality"], start, end,
-                                         index, row["split"]))
+                                         index, row["split"], source=ctx))
             except ValueError as err:
                 raise FormatError(f"{ctx}: start_s/end_s: {err}") from err
     return out
@@ -174,12 +189,17 @@ def ave_to_records(anns: Iterable[AveAnnotation]) -> list[VideoRecord]:
 
 
 def ave_to_qa_items(anns: Iterable[AveAnnotation]) -> list[QAItem]:
-    """One temporal QA per annotation (see the module docstring)."""
+    """One temporal QA per annotation with a non-empty interval (see the module docstring)."""
     seen: dict[str, int] = {}
     items = []
     for ann in anns:
         event_index = seen.get(ann.video_id, 0)
         seen[ann.video_id] = event_index + 1
+        if ann.zero_length:
+            log.warning("%s: zero-length event %r [%g, %g] of video %s: no interval to localise, left out of "
+                        "the temporal QAs", ann.source or f"annotation line index {ann.line_index}",
+                        ann.category, ann.start_s, ann.end_s, ann.video_id)
+            continue
         items.append(
             QAItem(
                 qa_id=QAItem.make_id(ann.video_id, event_index, Task.TEMPORAL, 0),

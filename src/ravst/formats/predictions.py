@@ -7,8 +7,10 @@ kept in ``Prediction.extra`` and written back as a top-level field.
 
 A crash while writing leaves a truncated last line: ``read_predictions`` reports it with its line
 number (``on_error="raise"``, the default) or logs it and goes on (``on_error="skip"``).
-``append_predictions`` starts a new line first when the file does not end with one, so a resumed
-run never glues a new record onto a truncated one.
+``load_predictions`` is what ``ravst eval`` uses: it skips a truncated last line with a warning,
+keeps repeated ``qa_id`` s (the caller keeps the last) and reports what it skipped.
+``append_predictions`` first cuts a torn last record (no newline at the end, not valid JSON) off
+the file, logging what it dropped, so a resumed run never leaves an invalid line mid-file.
 
 >>> import io
 >>> fh = io.StringIO()
@@ -24,7 +26,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -32,8 +35,11 @@ from ravst.formats import FormatError
 from ravst.types import CoordSpace, Prediction
 
 __all__ = [
+    "BadLine",
+    "PredictionsFile",
     "append_predictions",
     "completed_ids",
+    "load_predictions",
     "prediction_from_dict",
     "prediction_to_dict",
     "read_predictions",
@@ -123,22 +129,43 @@ def write_prediction(fh: IO[str], pred: Prediction) -> None:
     fh.flush()
 
 
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as fh:
-        fh.seek(0, 2)
-        if fh.tell() == 0:
-            return True
+def _cut_torn_tail(path: Path) -> None:
+    """When ``path`` does not end with a newline: keep a last line that is a complete JSON value
+    (add the newline), else truncate the file to its last newline and log what was dropped."""
+    with path.open("rb+") as fh:
+        size = fh.seek(0, 2)
+        if size == 0:
+            return
         fh.seek(-1, 2)
-        return fh.read(1) == b"\n"
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        data = fh.read()
+        cut = data.rfind(b"\n") + 1  # 0 when the file is one torn line
+        tail = data[cut:]
+        try:
+            json.loads(tail.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            number = data.count(b"\n") + 1
+            preview = tail[:80].decode("utf-8", errors="replace")
+            log.warning("%s: line %d is a torn record (no newline, not valid JSON): dropped %d bytes %r%s",
+                        path, number, len(tail), preview, "..." if len(tail) > 80 else "")
+            fh.truncate(cut)
+            return
+        fh.seek(0, 2)
+        fh.write(b"\n")  # a complete record that only lacks its newline is kept
 
 
 def append_predictions(path: str | Path, preds: Iterable[Prediction]) -> int:
-    """Append predictions to a JSONL file (created if absent); returns how many were written."""
+    """Append predictions to a JSONL file (created if absent); returns how many were written.
+
+    A torn last record left by a crash (no newline at the end, not valid JSON) is cut off first,
+    with a warning naming the line and what was dropped."""
     path = Path(path)
+    if path.exists():
+        _cut_torn_tail(path)
     n = 0
     with path.open("a", encoding="utf-8") as fh:
-        if path.stat().st_size and not _ends_with_newline(path):
-            fh.write("\n")  # keep a truncated last record on its own line
         for pred in preds:
             write_prediction(fh, pred)
             n += 1
@@ -156,6 +183,51 @@ def write_predictions(path: str | Path, preds: Iterable[Prediction]) -> int:
     return n
 
 
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line of a predictions file that could not be read."""
+
+    line: int
+    message: str
+    truncated: bool = False  # the last line, without newline and not valid JSON (a crash mid-write)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionsFile:
+    """What ``load_predictions`` read: every valid record in file order (repeated ``qa_id`` s
+    included), the lines it skipped and how many records repeat an earlier ``qa_id``."""
+
+    predictions: list[Prediction]
+    bad_lines: tuple[BadLine, ...] = ()
+    n_duplicates: int = 0
+
+
+def _scan(path: Path) -> Iterator[tuple[int, Prediction | BadLine]]:
+    """(line number, record or bad line) for each non-blank line of a predictions file."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise FormatError(f"{path}: not UTF-8 text: {err}") from err
+    lines = raw.split("\n")
+    last = len(lines) if lines[-1] else len(lines) - 1  # 1-based number of the last line with text
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == last and not raw.endswith("\n"):
+                yield number, BadLine(number, f"truncated last line (no newline at the end; the writer probably "
+                                              f"stopped mid-record): {err.msg} at column {err.colno}", True)
+            else:
+                yield number, BadLine(number, f"invalid JSON: {err.msg} at column {err.colno}")
+            continue
+        try:
+            yield number, prediction_from_dict(record)
+        except ValueError as err:
+            yield number, BadLine(number, str(err))
+
+
 def read_predictions(path: str | Path, *, on_error: OnError = "raise") -> list[Prediction]:
     """Read a predictions JSONL file. Blank lines are ignored.
 
@@ -167,39 +239,49 @@ def read_predictions(path: str | Path, *, on_error: OnError = "raise") -> list[P
     if on_error not in ("raise", "skip"):
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     path = Path(path)
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{path}: not UTF-8 text: {err}") from err
-    lines = raw.split("\n")
-    last = len(lines) if lines[-1] else len(lines) - 1  # 1-based number of the last line with text
     preds: list[Prediction] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                if number == last and not raw.endswith("\n"):
-                    raise ValueError(
-                        f"truncated last line (no newline at the end; the writer probably stopped "
-                        f"mid-record): {err.msg} at column {err.colno}"
-                    ) from err
-                raise ValueError(f"invalid JSON: {err.msg} at column {err.colno}") from err
-            pred = prediction_from_dict(record)
-            if pred.qa_id in seen:
-                raise ValueError(f"field 'qa_id': duplicate {pred.qa_id!r} (first on line {seen[pred.qa_id]})")
-        except ValueError as err:
-            message = f"{path}: line {number}: {err}"
+    for number, got in _scan(path):
+        if isinstance(got, Prediction) and got.qa_id in seen:
+            got = BadLine(number, f"field 'qa_id': duplicate {got.qa_id!r} (first on line {seen[got.qa_id]})")
+        if isinstance(got, BadLine):
+            message = f"{path}: line {number}: {got.message}"
             if on_error == "raise":
-                raise FormatError(message) from err
+                raise FormatError(message)
             log.warning("%s; line skipped", message)
             continue
-        seen[pred.qa_id] = number
-        preds.append(pred)
+        seen[got.qa_id] = number
+        preds.append(got)
     return preds
+
+
+def load_predictions(path: str | Path, *, skip_bad_lines: bool = False) -> PredictionsFile:
+    """Read a predictions file the way ``ravst eval`` scores it.
+
+    * a truncated last line (a crashed run) is skipped with a warning and reported;
+    * a repeated ``qa_id`` is kept (``n_duplicates`` counts the repeats; the scorer keeps the
+      last one, like a resumed run that appended a newer answer);
+    * any other bad line raises ``FormatError`` naming file, line and field, unless
+      ``skip_bad_lines`` (then it is skipped with a warning and reported).
+    """
+    path = Path(path)
+    preds: list[Prediction] = []
+    bad: list[BadLine] = []
+    seen: set[str] = set()
+    n_dupes = 0
+    for number, got in _scan(path):
+        if isinstance(got, BadLine):
+            message = f"{path}: line {number}: {got.message}"
+            if not (got.truncated or skip_bad_lines):
+                raise FormatError(message + " (skip_bad_lines / ravst eval --skip-bad-lines scores the other lines)")
+            log.warning("%s; line skipped", message)
+            bad.append(got)
+            continue
+        if got.qa_id in seen:
+            n_dupes += 1
+        seen.add(got.qa_id)
+        preds.append(got)
+    return PredictionsFile(preds, tuple(bad), n_dupes)
 
 
 def completed_ids(path: str | Path) -> set[str]:
