@@ -158,3 +158,16 @@ def test_resume_skips_done_and_records_failures(videos_dir: Path, tmp_path: Path
     assert _infer(qa, videos, out2, "full-span", "--retry-errors") == 0
     recs2 = read_jsonl(out2)
     assert len(recs2) == N_QA and not any(r.get("error") for r in recs2)
+
+
+def test_resume_refuses_another_models_records_and_bad_lines(videos_dir: Path, tmp_path: Path) -> None:
+    qa = write_qa_file(tmp_path)
+    out = tmp_path / "pred.jsonl"
+    assert _infer(qa, videos_dir, out, "whole-frame", "--limit", "1") == 0
+    before = out.read_text()
+    # another backend on the same file would mix two models: refused, file untouched
+    assert _infer(qa, videos_dir, out, "full-span") == 2
+    assert out.read_text() == before
+    # a record whose qa_id is not a string (not the last line) is refused, not skipped
+    out.write_text('{"qa_id": 5}\n' + before)
+    assert _infer(qa, videos_dir, out, "whole-frame") == 2

@@ -361,3 +361,11 @@ def test_vllm_rollout_requests_carry_the_video(tiny_vl: Path, qa_file: tuple[Pat
     banned = seen["params"]["logit_bias"]
     assert trainer.model.config.video_token_id in banned and set(banned.values()) == {-100.0}
     assert seen["params"]["max_tokens"] == 12 and "suppress_tokens" not in seen["params"]
+
+
+def test_vllm_server_mode_is_refused_at_config_time() -> None:
+    from ravst.train.config import VLLMSettings
+
+    with pytest.raises(ValueError, match="server.*cannot roll out video"):
+        VLLMSettings(enabled=True, mode="server")
+    assert VLLMSettings(enabled=True, mode="colocate").mode == "colocate"

@@ -101,12 +101,13 @@ def resolve_video(videos_dir: Path, name: str) -> Path:
     raise ValueError(f"video {name!r} not found in {videos_dir} (tried {', '.join(p.name for p in candidates)})")
 
 
-def completed_ids(out_path: Path, *, drop_errors: bool = False) -> set[str]:
+def completed_ids(out_path: Path, *, drop_errors: bool = False, model: str | None = None) -> set[str]:
     """``qa_id`` of the records already in ``out_path`` (missing file: none).
 
     A last line cut short by a crash is dropped from the file (with a warning); with
     ``drop_errors`` the records that carry an ``error`` are removed so they are tried again.
-    Raises ``ValueError`` naming the line for any other unreadable line.
+    Raises ``ValueError`` naming the line for any other unreadable line, and, when ``model`` is
+    given, for a record written by another model (resuming must not mix two models in one file).
     """
     if not out_path.exists():
         return set()
@@ -120,16 +121,23 @@ def completed_ids(out_path: Path, *, drop_errors: bool = False) -> set[str]:
         try:
             record = json.loads(line)
             qa_id = record["qa_id"]
+            if not isinstance(qa_id, str):
+                raise TypeError(f"field 'qa_id' must be a string, got {qa_id!r}")
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             if number == len(lines):
                 log.warning("%s: line %d is incomplete (interrupted run?): dropped", out_path, number)
                 rewrite = True
                 continue
             raise ValueError(f"{out_path}: line {number}: not a prediction record ({exc})") from exc
+        if model is not None and record.get("model", model) != model:
+            raise ValueError(
+                f"{out_path}: line {number}: field 'model' is {record.get('model')!r} but this run is "
+                f"{model!r}; resuming would mix two models in one file: choose another --out"
+            )
         if drop_errors and record.get("error"):
             rewrite = True
             continue
-        done.add(str(qa_id))
+        done.add(qa_id)
         kept.append(line)
     if rewrite:
         tmp = out_path.with_suffix(out_path.suffix + ".tmp")
@@ -206,7 +214,7 @@ def run_inference(
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    done = completed_ids(out_path, drop_errors=retry_errors)
+    done = completed_ids(out_path, drop_errors=retry_errors, model=backend.name)
     todo = [it for it in items if it.qa_id not in done]
     skipped = len(items) - len(todo)
     if limit is not None:

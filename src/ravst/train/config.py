@@ -143,7 +143,9 @@ class LoraSettings:
 @dataclass(frozen=True)
 class VLLMSettings:
     enabled: bool = field(default=False, metadata={"help": "Roll out with vLLM (TRL use_vllm). Needs a GPU."})
-    mode: str = field(default="colocate", metadata={"help": "colocate (vLLM in the trainer process) or server."})
+    mode: str = field(default="colocate", metadata={
+        "help": "colocate (vLLM in the trainer process). 'server' (`trl vllm-serve`) is refused: TRL's server "
+                "protocol carries token ids and image features only, not the video (or audio) inputs."})
     gpu_memory_utilization: float = field(default=0.3, metadata={"help": "colocate: share of GPU memory for vLLM."})
     tensor_parallel_size: int = field(default=1, metadata={"help": "colocate: vLLM tensor parallel size."})
     server_host: str = field(default="0.0.0.0", metadata={"help": "server: host of `trl vllm-serve`."})
@@ -154,6 +156,11 @@ class VLLMSettings:
     def __post_init__(self) -> None:
         if self.mode not in ("colocate", "server"):
             raise ValueError(f"vllm.mode: {self.mode!r} is not colocate or server")
+        if self.enabled and self.mode == "server":
+            raise ValueError(
+                "vllm.mode: 'server' cannot roll out video: TRL's vLLM server protocol carries token ids and "
+                "image features only; use 'colocate'"
+            )
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ValueError(f"vllm.gpu_memory_utilization: must be in (0, 1], got {self.gpu_memory_utilization}")
         if self.tensor_parallel_size < 1:
