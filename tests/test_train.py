@@ -366,6 +366,6 @@ def test_vllm_rollout_requests_carry_the_video(tiny_vl: Path, qa_file: tuple[Pat
 def test_vllm_server_mode_is_refused_at_config_time() -> None:
     from ravst.train.config import VLLMSettings
 
-    with pytest.raises(ValueError, match="server.*cannot roll out video"):
+    with pytest.raises(ValueError, match=r"server.*cannot roll out video"):
         VLLMSettings(enabled=True, mode="server")
     assert VLLMSettings(enabled=True, mode="colocate").mode == "colocate"
