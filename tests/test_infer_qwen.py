@@ -116,3 +116,28 @@ def test_omni_batch_with_a_silent_clip(models: dict[str, Path], unav_video: Path
     assert preds[0].extra["audio_in_video"] is False and preds[0].extra["audio_s"] == 0.0
     assert preds[1].extra["audio_in_video"] is True and preds[1].extra["audio_s"] == pytest.approx(60.0, abs=0.1)
     assert all(p.error is None for p in preds)
+
+
+def test_lora_adapter_checkpoint_loads_merged(models: dict[str, Path], videos_dir: Path, tmp_path: Path) -> None:
+    """An intermediate checkpoint of a LoRA run holds only the adapter: infer loads its base model
+    (adapter_config.json's base_model_name_or_path) and merges the adapter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    base = Qwen2_5_VLForConditionalGeneration.from_pretrained(models["vl"])
+    peft_model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.fill_(0.01)  # a non-zero adapter, so merging changes the weights
+    adapter_dir = tmp_path / "checkpoint-1"
+    peft_model.save_pretrained(adapter_dir)
+    assert (adapter_dir / "adapter_config.json").is_file() and not (adapter_dir / "config.json").exists()
+
+    qa = write_qa_file(tmp_path)
+    out = tmp_path / "pred.jsonl"
+    args = ["infer", "--qa", str(qa), "--videos", str(videos_dir), "--backend", "transformers",
+            "--model", str(adapter_dir), "--out", str(out), "--max-new-tokens", "4", "--limit", "1"]
+    assert main(args + TINY_FRAME_ARGS) == 0
+    records = read_jsonl(out)
+    assert len(records) == 1 and records[0].get("error") is None and records[0]["model"] == str(adapter_dir)

@@ -192,6 +192,28 @@ def _resolve_dtype(name: str) -> Any:
         raise ValueError(f"unknown dtype {name!r}; use auto, bfloat16, float16 or float32") from None
 
 
+def _split_adapter(model_path: str | Path) -> tuple[Path | None, str | Path]:
+    """``(adapter_dir, base)`` for a directory holding only a LoRA adapter (``adapter_config.json``,
+    e.g. an intermediate ``checkpoint-N`` of a LoRA run), else ``(None, model_path)``."""
+    import json
+
+    adapter_config = Path(model_path) / "adapter_config.json"
+    if not adapter_config.is_file():
+        return None, model_path
+    try:
+        base = json.loads(adapter_config.read_text(encoding="utf-8"))["base_model_name_or_path"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{adapter_config}: field 'base_model_name_or_path' missing or unreadable ({exc})") from exc
+    if not base:
+        raise ValueError(f"{adapter_config}: field 'base_model_name_or_path' is empty: cannot find the base model")
+    return Path(model_path), base
+
+
+def _has_processor(path: Path) -> bool:
+    return any((path / name).is_file() for name in ("preprocessor_config.json", "processor_config.json",
+                                                     "tokenizer_config.json"))
+
+
 class QwenBackend:
     """Qwen2.5-VL or Qwen2.5-Omni thinker through transformers (chosen from the checkpoint)."""
 
@@ -219,7 +241,9 @@ class QwenBackend:
         self.sampling = sampling
         self.generation = generation or GenerationSettings()
         self.coord_space = CoordSpace(coord_space)
-        self.processor = AutoProcessor.from_pretrained(model_path)
+        adapter_path, model_path = _split_adapter(model_path)
+        processor_path = adapter_path if adapter_path and _has_processor(adapter_path) else model_path
+        self.processor = AutoProcessor.from_pretrained(processor_path)
         config = AutoConfig.from_pretrained(model_path)
         self.omni = is_omni(config)
         self.use_audio = use_audio and self.omni
@@ -244,9 +268,14 @@ class QwenBackend:
                 Qwen2_5OmniThinkerForConditionalGeneration if self.omni else Qwen2_5_VLForConditionalGeneration
             )
             model = cls.from_pretrained(model_path, **load_kw)
+        if adapter_path is not None:
+            from peft import PeftModel
+
+            log.info("LoRA adapter %s on base %s: merged for inference", adapter_path, model_path)
+            model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
         self.model = model.to(device).eval()
         self.device = device
-        self.name = str(model_path)
+        self.name = str(adapter_path or model_path)
         self._cache: OrderedDict[str, SampledVideo] = OrderedDict()
         self._cache_size = max(1, video_cache)
         self.processor.tokenizer.padding_side = "left"
