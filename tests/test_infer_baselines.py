@@ -171,3 +171,19 @@ def test_resume_refuses_another_models_records_and_bad_lines(videos_dir: Path, t
     # a record whose qa_id is not a string (not the last line) is refused, not skipped
     out.write_text('{"qa_id": 5}\n' + before)
     assert _infer(qa, videos_dir, out, "whole-frame") == 2
+
+
+def test_setup_errors_exit_2_up_front(videos_dir: Path, tmp_path: Path) -> None:
+    qa = write_qa_file(tmp_path)
+    out = tmp_path / "pred.jsonl"
+    assert _infer(qa, tmp_path / "no-such-videos", out, "full-span") == 2
+    assert not out.exists()
+    missing_model = ["infer", "--qa", str(qa), "--videos", str(videos_dir), "--backend", "transformers",
+                     "--model", str(tmp_path / "no-such-model"), "--out", str(out)]
+    assert main(missing_model) == 2
+    bad_prompt = tmp_path / "prompt.yaml"
+    bad_prompt.write_text("user: '{question}'\nfoo: 1\n")
+    from ravst.models.prompts import load_template
+
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['foo'\]"):
+        load_template(str(bad_prompt))

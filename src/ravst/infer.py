@@ -265,6 +265,11 @@ def _sampling(args: argparse.Namespace) -> SamplingConfig:
     )
 
 
+def _looks_like_path(model: str) -> bool:
+    """A local path rather than a hub id (``owner/name``): absolute, relative, or home-relative."""
+    return model.startswith(("/", "./", "../", "~")) or model.count("/") > 1
+
+
 def make_backend(args: argparse.Namespace) -> Backend:
     """The backend named by ``args.backend`` (imports its heavy packages only now)."""
     sampling = _sampling(args)
@@ -277,6 +282,8 @@ def make_backend(args: argparse.Namespace) -> Backend:
         )
     if not args.model:
         raise ValueError(f"--backend {args.backend} needs --model")
+    if args.backend != "openai" and _looks_like_path(args.model) and not Path(args.model).is_dir():
+        raise ValueError(f"--model {args.model}: no such model directory")
     from ravst.models.qwen import GenerationSettings
 
     generation = GenerationSettings(
@@ -329,6 +336,8 @@ def run(args: argparse.Namespace) -> int:
     from ravst.formats.official import read_official
 
     try:
+        if not Path(args.videos).is_dir():
+            raise ValueError(f"--videos {args.videos}: no such directory")
         items = read_official(args.qa)
         template = load_template(args.prompt)
         backend = make_backend(args)

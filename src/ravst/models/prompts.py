@@ -132,6 +132,9 @@ def load_template(spec: str) -> PromptTemplate:
             raise ValueError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("user"), str):
         raise ValueError(f"{path}: a prompt file needs a string field 'user' (and optional 'system', 'name')")
+    unknown = sorted(set(data) - {"user", "system", "name"})
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {unknown}; a prompt file has 'user', 'system' and 'name'")
     system = data.get("system") or ""
     if not isinstance(system, str):
         raise ValueError(f"{path}: field 'system' must be a string")
