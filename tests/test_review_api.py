@@ -200,6 +200,8 @@ def test_video_range_requests(env, clip: Path) -> None:
     beyond = client.get(url, headers={"Range": f"bytes={len(blob) + 10}-{len(blob) + 20}"})
     assert beyond.status_code == 416
     assert client.get(url, headers={"Range": "lines=1-2"}).status_code == 400
+    head = client.head(url)
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) == len(blob)
 
 
 def test_video_links_are_signed(env) -> None:
@@ -306,3 +308,20 @@ def test_cli_add_reviewer_kappa_and_export(tmp_path: Path, clip: Path, capsys: p
     originals = {i.qa_id: i for i in read_official(data / "qa.json")}
     assert all(i.answer == originals[i.qa_id].answer and i.question == originals[i.qa_id].question for i in kept)
     assert run_cli(["export", "--db", str(tmp_path / "absent.sqlite"), "--min-score", "3", "--out", str(out)]) == 1
+
+
+def test_cli_errors_are_clear(tmp_path: Path, clip: Path) -> None:
+    import socket
+
+    db_path = tmp_path / "r.sqlite"
+    assert run_cli(["add-reviewer", "ana", "--db", str(db_path)]) == 0
+    out_missing_dir = tmp_path / "no" / "such" / "c.json"
+    assert run_cli(["export", "--db", str(db_path), "--min-score", "3", "--out", str(out_missing_dir)]) == 1
+    assert run_cli(["export", "--db", str(db_path), "--min-score", "9", "--out", str(tmp_path / "c.json")]) == 1
+    assert run_cli(["kappa", "--db", str(db_path), "--min-score", "0"]) == 1
+    data = make_data_dir(tmp_path / "data", VIDEOS, clip=clip)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert run_cli(["serve", "--data", str(data), "--db", str(db_path), "--port", str(port)]) == 1

@@ -311,7 +311,7 @@ def create_app(data_dir: str | Path, db_path: str | Path) -> Any:
             "progress": db.progress(who.id),
         }
 
-    @app.get("/media/{n}", include_in_schema=False)
+    @app.api_route("/media/{n}", methods=["GET", "HEAD"], include_in_schema=False)
     def media(n: int, r: int, exp: int, sig: str) -> Any:
         if not 0 <= n < len(video_names):
             raise HTTPException(404, "no such video")

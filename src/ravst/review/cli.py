@@ -80,11 +80,27 @@ def curated_items(db: ReviewDB, min_score: float, *, min_reviews: int = REVIEWS_
     return kept
 
 
+def _check_port_free(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ValueError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another --port)") from exc
+
+
+def _check_min_score(value: float | None) -> None:
+    if value is not None and not 1.0 <= value <= 4.0:
+        raise ValueError(f"--min-score {value:g}: scores are 1-4, so it must be in [1, 4]")
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ravst.review.app import create_app
 
+    _check_port_free(args.host, args.port)
     app = create_app(args.data, args.db)
     log.info("review app on http://%s:%d (data %s, db %s)", args.host, args.port, args.data, args.db)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
@@ -104,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             log.info("reviewer %r added; give them the token above (it is not stored)", args.name)
             return 0
         if action == "kappa":
+            _check_min_score(args.min_score)
             db = _existing_db(args.db)
             report = build_report(
                 ((row.task, scores) for row, scores in db.scores_by_item()), min_score=args.min_score
@@ -114,6 +131,9 @@ def run(args: argparse.Namespace) -> int:
         if action == "export":
             from ravst.formats.official import write_official
 
+            _check_min_score(args.min_score)
+            if not args.out.parent.is_dir():
+                raise ValueError(f"--out {args.out}: folder {args.out.parent} does not exist")
             db = _existing_db(args.db)
             kept = curated_items(db, args.min_score, min_reviews=args.min_reviews)
             write_official(kept, args.out)
