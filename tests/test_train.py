@@ -369,3 +369,13 @@ def test_vllm_server_mode_is_refused_at_config_time() -> None:
     with pytest.raises(ValueError, match=r"server.*cannot roll out video"):
         VLLMSettings(enabled=True, mode="server")
     assert VLLMSettings(enabled=True, mode="colocate").mode == "colocate"
+
+
+def test_config_checks_types_and_the_generation_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = {"model": {"path": "m"}, "data": {"qa_files": ["qa.json"], "video_dir": "v"}, "output_dir": "o"}
+    with pytest.raises(ValueError, match=r"GRPORunConfig\.lora\.r: expected int, got str 'abc'"):
+        GRPORunConfig.from_dict({**base, "lora": {"r": "abc"}})
+    with pytest.raises(ValueError, match="must be a multiple of num_generations"):
+        GRPORunConfig.from_dict({**base, "gradient_accumulation_steps": 5})
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    assert GRPORunConfig.from_dict({**base, "gradient_accumulation_steps": 2}).num_generations == 6

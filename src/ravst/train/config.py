@@ -20,6 +20,7 @@ ValueError: GRPORunConfig: unknown key(s) ['typo']; known: ...
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -255,6 +256,17 @@ class GRPORunConfig(_RunBase):
             raise ValueError(f"scale_rewards: {self.scale_rewards!r} is not group/batch/none")
         if self.vllm.enabled and self.use_cpu:
             raise ValueError("vllm.enabled needs a GPU (use_cpu is true)")
+        # TRL's rule, checked here so that a bad combination fails before any model is loaded:
+        # the generation batch (batch per device x processes x accumulation steps) holds whole groups.
+        processes = int(os.environ.get("WORLD_SIZE") or 1)
+        generation_batch = self.per_device_train_batch_size * processes * self.gradient_accumulation_steps
+        if generation_batch % self.num_generations:
+            raise ValueError(
+                f"gradient_accumulation_steps: the generation batch per_device_train_batch_size "
+                f"({self.per_device_train_batch_size}) x processes ({processes}) x gradient_accumulation_steps "
+                f"({self.gradient_accumulation_steps}) = {generation_batch} must be a multiple of num_generations "
+                f"({self.num_generations})"
+            )
 
 
 @dataclass(frozen=True)
@@ -283,6 +295,27 @@ def _resolve(tp: Any) -> tuple[Any, bool]:
     return (tp if dataclasses.is_dataclass(tp) else None), False
 
 
+def _check_scalar(hint: Any, value: Any, where: str) -> None:
+    """A config value of a plain type (``int``, ``float``, ``bool``, ``str``, or ``X | None``) must
+    have that type (an int is a valid float; a bool is not a number)."""
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    plain = [t for t in allowed if t in (int, float, bool, str)]
+    if not plain or len(plain) + (type(None) in allowed) != len(allowed):
+        return  # not a plain scalar field: the dataclass validates it
+    if value is None and type(None) in allowed:
+        return
+    ok = any(
+        isinstance(value, bool) if t is bool
+        else isinstance(value, t) and not isinstance(value, bool) if t is int
+        else isinstance(value, (int, float)) and not isinstance(value, bool) if t is float
+        else isinstance(value, str)
+        for t in plain
+    )
+    if not ok:
+        names = " or ".join(t.__name__ for t in allowed)
+        raise ValueError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
+
+
 def _build(cls: type[T], raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
@@ -301,6 +334,7 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
         elif is_tuple and isinstance(value, str):
             kwargs[name] = (value,)
         else:
+            _check_scalar(hints[name], value, f"{where}.{name}")
             kwargs[name] = value
     try:
         return cls(**kwargs)
