@@ -4,7 +4,7 @@ encoding (H.264 + AAC) and ground truth (QAs with per-second boxes), at two fram
     .venv/bin/python benchmarks/bench_synth.py [--n 8] [--repeat 2]
 
 Prints one line per size (best of ``--repeat``); results are recorded in
-docs/benchmarks-synth.md.
+docs/benchmarks.md.
 """
 
 from __future__ import annotations

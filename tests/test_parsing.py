@@ -314,7 +314,7 @@ def test_parser_never_raises(text: str) -> None:
 
 
 def test_adversarial_megabyte_strings_parse() -> None:
-    """Linear-time inputs of 1 MB (timings: benchmarks/bench_parse.py, docs/benchmarks-parsing.md)."""
+    """Linear-time inputs of 1 MB (timings: benchmarks/bench_parse.py, docs/benchmarks.md)."""
     size = 1_000_000
     cases = {
         "open tags": "<answer>" * (size // 8),

@@ -193,7 +193,7 @@ def test_ablation_and_weights() -> None:
 
 def test_speed_is_well_under_a_millisecond_per_completion(test_items: list[QAItem]) -> None:
     """Not a timing assertion on a shared machine: counts cache behaviour (each text parsed once
-    for the five reward functions). Timings are in docs/benchmarks-training.md."""
+    for the five reward functions). Timings are in docs/benchmarks.md."""
     item = next(it for it in test_items if it.task is Task.SPATIOTEMPORAL)
     scorer = R._scorer(EXACT)
     scorer._scores.clear()
