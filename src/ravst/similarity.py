@@ -17,6 +17,7 @@ similarity is ``>= tau``; each backend has a default ``tau`` chosen from the mea
 
 from __future__ import annotations
 
+import abc
 import functools
 import logging
 import re
@@ -166,7 +167,7 @@ class ExactSimilarity(Similarity):
     name = "exact"
 
 
-class EmbeddingSimilarity(Similarity):
+class EmbeddingSimilarity(Similarity, abc.ABC):
     """Cosine of unit embeddings of normalised names, with an in-memory cache per name."""
 
     dim = 0
@@ -175,8 +176,9 @@ class EmbeddingSimilarity(Similarity):
         super().__init__(tau)
         self._cache: dict[str, np.ndarray] = {}
 
+    @abc.abstractmethod
     def _embed(self, names: list[str]) -> np.ndarray:
-        raise NotImplementedError
+        """Embeddings (len(names), dim) of normalised names; rows of zeros for unknown names."""
 
     def embeddings(self, names: Sequence[str]) -> np.ndarray:
         """Unit vectors (len(names), dim) of already normalised names (zero vector when unknown)."""
