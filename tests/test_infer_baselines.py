@@ -11,6 +11,7 @@ import pytest
 from infer_helpers import DOG, N_QA, UNAV, read_jsonl, write_qa_file
 from ravst.cli import main
 from ravst.formats.official import read_official
+from ravst.infer import completed_ids
 from ravst.models.baselines import BaselineBackend, box_times, motion_box, segments_from_mask, sound_profile
 from ravst.parsing import parse_answer
 from ravst.types import Span, Task
@@ -32,7 +33,8 @@ def test_simple_baselines_answer_in_official_layout(backend: str, videos_dir: Pa
         item = items[qa_id]
         parsed = parse_answer(rec["text"], strict=True)
         assert parsed.strict_ok, (qa_id, rec["text"], parsed.issues)
-        assert rec["coord_space"] == "original" and rec["error"] is None if "error" in rec else True
+        # docs/inference.md: coord_space is written only when not `original` (baselines: omitted)
+        assert "coord_space" not in rec and rec.get("error") is None, rec
         answer = parsed.answer
         if item.task is not Task.SPATIAL:
             assert answer.objects == (item.query_object,)
@@ -171,6 +173,19 @@ def test_resume_refuses_another_models_records_and_bad_lines(videos_dir: Path, t
     # a record whose qa_id is not a string (not the last line) is refused, not skipped
     out.write_text('{"qa_id": 5}\n' + before)
     assert _infer(qa, videos_dir, out, "whole-frame") == 2
+    # ... and so is a complete but malformed LAST line (only a cut-short write is dropped)
+    out.write_text(before + '{"qa_id": 5}\n')
+    assert _infer(qa, videos_dir, out, "whole-frame") == 2
+    out.write_text(before + '{"qa_id": "x"}\n')  # no 'text' field
+    assert _infer(qa, videos_dir, out, "whole-frame") == 2
+    assert out.read_text() == before + '{"qa_id": "x"}\n'
+    # the random baseline with another seed would mix two runs
+    out.write_text("")
+    assert _infer(qa, videos_dir, out, "random", "--limit", "1", "--seed", "1") == 0
+    assert _infer(qa, videos_dir, out, "random", "--seed", "2") == 2
+    with pytest.raises(ValueError, match=r"line 1: field 'seed' is 1"):
+        completed_ids(out, model="baseline:random", expect={"backend": "random", "seed": 2})
+    assert len(completed_ids(out, model="baseline:random", expect={"backend": "random", "seed": 1})) == 1
 
 
 def test_setup_errors_exit_2_up_front(videos_dir: Path, tmp_path: Path) -> None:
@@ -187,3 +202,7 @@ def test_setup_errors_exit_2_up_front(videos_dir: Path, tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['foo'\]"):
         load_template(str(bad_prompt))
+    bad_key = tmp_path / "key.yaml"
+    bad_key.write_text("user: '{question} {fps}'\n")
+    with pytest.raises(ValueError, match=r"key\.yaml: .*bad placeholder \('fps'\)"):
+        load_template(str(bad_key))

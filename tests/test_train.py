@@ -314,6 +314,8 @@ def test_cli_train_grpo_and_dry_run(tiny_vl: Path, qa_file: tuple[Path, Path], t
     assert main(["train", "grpo", "--config", str(path), "--dry-run"]) == 0
     assert main(["train", "grpo", "--config", str(path), "--set", "data.fps=-1", "--dry-run"]) == 1
     assert main(["train", "grpo", "--config", str(path), "--set", "max_prompt_length=20"]) == 1  # checked up front
+    # the dry run loads the processor (no model) and finds the same too-long prompts
+    assert main(["train", "grpo", "--config", str(path), "--set", "max_prompt_length=20", "--dry-run"]) == 1
     assert main(["train", "grpo", "--config", str(path), "--set", "max_steps=1"]) == 0
     final = tmp_path / "out" / "final"
     assert (final / "config.json").exists() and (final / "processor_config.json").exists()

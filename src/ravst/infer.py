@@ -16,9 +16,10 @@ import argparse
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ravst.models.base import Backend, InferRequest
 from ravst.models.prompts import BUILTIN_TEMPLATES, PromptTemplate, load_template
@@ -101,43 +102,60 @@ def resolve_video(videos_dir: Path, name: str) -> Path:
     raise ValueError(f"video {name!r} not found in {videos_dir} (tried {', '.join(p.name for p in candidates)})")
 
 
-def completed_ids(out_path: Path, *, drop_errors: bool = False, model: str | None = None) -> set[str]:
-    """``qa_id`` of the records already in ``out_path`` (missing file: none).
+def completed_ids(
+    out_path: Path,
+    *,
+    drop_errors: bool = False,
+    model: str | None = None,
+    expect: Mapping[str, Any] | None = None,
+) -> set[str]:
+    """``qa_id`` of the records already in ``out_path`` (missing file: none), for resuming.
 
-    A last line cut short by a crash is dropped from the file (with a warning); with
-    ``drop_errors`` the records that carry an ``error`` are removed so they are tried again.
-    Raises ``ValueError`` naming the line for any other unreadable line, and, when ``model`` is
-    given, for a record written by another model (resuming must not mix two models in one file).
+    Stricter than ``ravst.formats.predictions.completed_ids`` (which skips bad lines, for reading
+    someone else's file) on purpose: this file is about to be appended to. Each line is checked
+    with ``ravst.formats.predictions.prediction_from_dict``; only a last line that is not complete
+    JSON (a write cut short by a crash) is dropped from the file, with a warning. Any other bad
+    line raises ``ValueError`` naming the file and line. With ``model``, a record of another model
+    is refused; with ``expect`` (e.g. ``{"backend": "random", "seed": 0}``), a record whose field of
+    that name is recorded with another value is refused (resuming must not mix two runs in one
+    file). With ``drop_errors`` the records that carry an ``error`` are removed to be tried again.
     """
+    from ravst.formats.predictions import prediction_from_dict
+
     if not out_path.exists():
         return set()
     lines = out_path.read_text(encoding="utf-8").splitlines()
     done: set[str] = set()
     kept: list[str] = []
     rewrite = False
+    wanted = dict(expect or {})
+    if model is not None:
+        wanted["model"] = model
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            qa_id = record["qa_id"]
-            if not isinstance(qa_id, str):
-                raise TypeError(f"field 'qa_id' must be a string, got {qa_id!r}")
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except json.JSONDecodeError as exc:
             if number == len(lines):
                 log.warning("%s: line %d is incomplete (interrupted run?): dropped", out_path, number)
                 rewrite = True
                 continue
             raise ValueError(f"{out_path}: line {number}: not a prediction record ({exc})") from exc
-        if model is not None and record.get("model", model) != model:
-            raise ValueError(
-                f"{out_path}: line {number}: field 'model' is {record.get('model')!r} but this run is "
-                f"{model!r}; resuming would mix two models in one file: choose another --out"
-            )
-        if drop_errors and record.get("error"):
+        try:
+            pred = prediction_from_dict(record)
+        except ValueError as exc:
+            raise ValueError(f"{out_path}: line {number}: not a prediction record ({exc})") from exc
+        for key, value in wanted.items():
+            if key in record and record[key] is not None and record[key] != value:
+                raise ValueError(
+                    f"{out_path}: line {number}: field {key!r} is {record[key]!r} but this run has "
+                    f"{value!r}; resuming would mix two runs in one file: choose another --out"
+                )
+        if drop_errors and pred.error:
             rewrite = True
             continue
-        done.add(qa_id)
+        done.add(pred.qa_id)
         kept.append(line)
     if rewrite:
         tmp = out_path.with_suffix(out_path.suffix + ".tmp")
@@ -206,15 +224,18 @@ def run_inference(
     limit: int | None = None,
     retry_errors: bool = False,
     progress: bool = True,
+    expect: Mapping[str, Any] | None = None,
 ) -> InferSummary:
-    """Answer every QA of ``items`` not yet in ``out_path``, appending one record per QA."""
+    """Answer every QA of ``items`` not yet in ``out_path``, appending one record per QA.
+
+    ``expect``: recorded fields the existing records must agree with (see ``completed_ids``)."""
     from tqdm import tqdm
 
     from ravst.formats.predictions import write_prediction
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    done = completed_ids(out_path, drop_errors=retry_errors, model=backend.name)
+    done = completed_ids(out_path, drop_errors=retry_errors, model=backend.name, expect=expect)
     todo = [it for it in items if it.qa_id not in done]
     skipped = len(items) - len(todo)
     if limit is not None:
@@ -332,6 +353,14 @@ def make_backend(args: argparse.Namespace) -> Backend:
     )
 
 
+def run_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """Recorded fields that identify this run: the backend, and the seed where it shapes answers."""
+    fields: dict[str, Any] = {"backend": args.backend}
+    if args.backend == "random" or args.temperature is not None:
+        fields["seed"] = args.seed
+    return fields
+
+
 def run(args: argparse.Namespace) -> int:
     from ravst.formats.official import read_official
 
@@ -354,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             limit=args.limit,
             retry_errors=args.retry_errors,
+            expect=run_fields(args),
         )
     except (ValueError, OSError) as exc:  # e.g. an unreadable --out file
         log.error("%s", exc)

@@ -138,4 +138,7 @@ def load_template(spec: str) -> PromptTemplate:
     system = data.get("system") or ""
     if not isinstance(system, str):
         raise ValueError(f"{path}: field 'system' must be a string")
-    return PromptTemplate(name=str(data.get("name") or path.stem), system=system, user=data["user"])
+    try:
+        return PromptTemplate(name=str(data.get("name") or path.stem), system=system, user=data["user"])
+    except ValueError as exc:  # an unknown {placeholder}, or no {question}
+        raise ValueError(f"{path}: {exc}") from exc

@@ -2,7 +2,8 @@
 
 ``--set`` overrides one config entry (dotted path, YAML value), e.g.
 ``--set max_steps=50 --set rewards.no_temporal_reward=true --set data.fps=0.5``.
-``--dry-run`` validates the config and builds the dataset (QA count per task), without a model.
+``--dry-run`` validates the config and builds the dataset (QA count per task), without a model;
+for GRPO it loads the processor (no weights) and checks the prompts against ``max_prompt_length``.
 """
 
 from __future__ import annotations
@@ -67,6 +68,20 @@ def _load(path: Path, overrides: list[str], cls: type) -> Any:
         raise ValueError(f"{path}: {exc}") from exc
 
 
+def _check_prompts_dry(cfg: Any, dataset: Any) -> None:
+    """Dry run: load the processor only (no weights) and check every prompt against
+    ``max_prompt_length``, the check training makes after the model loads."""
+    from transformers import AutoProcessor
+
+    from ravst.train.grpo import check_prompt_lengths
+
+    try:
+        processor = AutoProcessor.from_pretrained(cfg.model.path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"model.path {cfg.model.path}: cannot load the processor: {exc}") from exc
+    check_prompt_lengths(dataset, processor, cfg.max_prompt_length)
+
+
 def run(args: argparse.Namespace) -> int:
     from ravst.train.config import GRPORunConfig, SFTRunConfig
 
@@ -82,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
             ds = build_dataset(cfg.data)
             counts = Counter(ds["task"])
+            if command == "grpo":
+                _check_prompts_dry(cfg, ds)
             log.info("config OK: %d QAs (%s); output_dir %s", len(ds),
                      ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), cfg.output_dir)
             return 0
