@@ -130,7 +130,7 @@ _S_ROWS = re.compile(rf"(?:{_NUM_P}: \[{_NUM_P}, {_NUM_P}, {_NUM_P}, {_NUM_P}\]\
 
 
 class _StrictError(ValueError):
-    pass
+    """The text is not in the official layout (message: the first offending line)."""
 
 
 def _floats(match: re.Match[str], line_no: int) -> list[float]:
