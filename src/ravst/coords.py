@@ -13,13 +13,19 @@ converted where they are read (``ravst eval``), and the space is recorded in the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from ravst.types import Answer, CoordSpace, Track
 
-__all__ = ["convert_answer", "has_boxes", "needs_original_size", "to_original_xyxy"]
+__all__ = ["MAX_FRAME_SIDE_PX", "convert_answer", "frame_size_wh", "has_boxes", "needs_original_size",
+           "short_repr", "to_original_xyxy"]
+
+MAX_FRAME_SIDE_PX = 65_536
+"""The largest frame width or height accepted (AV1's limit; far above any real video): a
+larger one is a broken record, and it keeps huge integers away from float conversion."""
 
 
 def needs_original_size(space: CoordSpace | str) -> bool:
@@ -38,13 +44,47 @@ def has_boxes(answer: Answer) -> bool:
     return any(bool(np.any(np.asarray(t.xyxy) != 0)) for t in answer.tracks)
 
 
-def _wh(name: str, wh: Sequence[float] | None) -> tuple[float, float]:
-    if wh is None or len(wh) != 2:
-        raise ValueError(f"{name} must be (width, height), got {wh!r}")
-    w, h = float(wh[0]), float(wh[1])
-    if not (w > 0 and h > 0):
-        raise ValueError(f"{name} must be positive, got {wh!r}")
-    return w, h
+def short_repr(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, safe for integers past the digit limit."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's digit limit
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _side(value: object) -> float | None:
+    """A frame side in pixels as a float, or None when it is not a finite number in range."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return None
+    if isinstance(value, int | np.integer) and not 0 < value <= MAX_FRAME_SIDE_PX:
+        return None  # checked before float(): a 401-digit integer would overflow
+    side = float(value)
+    return side if math.isfinite(side) and 0 < side <= MAX_FRAME_SIDE_PX else None
+
+
+def frame_size_wh(name: str, wh: object) -> tuple[float, float]:
+    """``wh`` as ``(width, height)`` in pixels: a list or tuple of two finite numbers in
+    (0, ``MAX_FRAME_SIDE_PX``]. ``ValueError`` starting with ``name`` otherwise.
+
+    >>> frame_size_wh("original_wh", [640, 360])
+    (640.0, 360.0)
+    >>> frame_size_wh("original_wh", "640x360")
+    Traceback (most recent call last):
+    ...
+    ValueError: original_wh: expected [width, height], two positive finite numbers of pixels (at most 65536), got '640x360'
+    """
+    sides = [_side(v) for v in wh] if isinstance(wh, list | tuple | np.ndarray) and len(wh) == 2 else []
+    if len(sides) != 2 or sides[0] is None or sides[1] is None:
+        raise ValueError(f"{name}: expected [width, height], two positive finite numbers of pixels "
+                         f"(at most {MAX_FRAME_SIDE_PX}), got {short_repr(wh)}")
+    return sides[0], sides[1]
+
+
+def _wh(name: str, wh: object) -> tuple[float, float]:
+    if wh is None:
+        raise ValueError(f"{name}: needed to convert boxes to original pixels, got None")
+    return frame_size_wh(name, wh)
 
 
 def to_original_xyxy(

@@ -9,8 +9,11 @@ ignored (with a warning giving examples; the command fails when none matches the
 before scoring.
 
 The predictions file is read with ``ravst.formats.predictions.load_predictions``: a truncated
-last line (a crashed run) is skipped with a warning and counted; any other bad line is an error
-unless ``--skip-bad-lines``.
+last line (a crashed run, even one cut inside a UTF-8 character) is skipped with a warning and
+counted; any other bad line (invalid JSON, nested too deeply, a field of the wrong type or out of
+range such as ``original_wh`` ``[NaN, 360]``) is an error naming the file, the line and the
+``qa_id``, unless ``--skip-bad-lines`` (then it is skipped and counted like the torn line).
+``--video-sizes`` is checked when read: errors name the file and the video.
 
 ``--pred gt`` scores the ground truth against itself (rendered in the official layout and
 parsed back), which must give 100 on every figure.
@@ -30,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ravst.coords import convert_answer, has_boxes, needs_original_size
+from ravst.coords import convert_answer, frame_size_wh, has_boxes, needs_original_size
+from ravst.jsonl import write_jsonl_atomic
 from ravst.metrics.ravst_protocol import KINDS, QAScore, aggregate
 from ravst.types import Answer, Prediction, QAItem, VideoRecord
 
@@ -43,6 +47,7 @@ __all__ = [
     "evaluate",
     "format_tables",
     "length_bucket",
+    "load_video_sizes",
     "run",
     "write_outputs",
 ]
@@ -182,8 +187,11 @@ def evaluate(
                 else:
                     counts["coord_converted"] += 1
                     kw = {"original_wh": wh, "input_wh": pred.input_wh}
-                    lenient = convert_answer(lenient, pred.coord_space, **kw)
-                    strict = None if strict is None else convert_answer(strict, pred.coord_space, **kw)
+                    try:
+                        lenient = convert_answer(lenient, pred.coord_space, **kw)
+                        strict = None if strict is None else convert_answer(strict, pred.coord_space, **kw)
+                    except ValueError as exc:  # a Prediction built in code (files are checked when read)
+                        raise ValueError(f"prediction {pred.qa_id!r} (video {item.video!r}): {exc}") from exc
         prepared.append((item, pred, lenient, strict, issues))
     if unconvertible:
         qa_id, video, _ = unconvertible[0]
@@ -379,9 +387,7 @@ def write_outputs(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out_dir / "metrics.json", "per_qa": out_dir / "per_qa.jsonl", "csv": out_dir / "per_qa.csv"}
     paths["metrics"].write_text(json.dumps(result.metrics, indent=2) + "\n")
-    with paths["per_qa"].open("w") as fh:
-        for row in result.rows:
-            fh.write(json.dumps(row) + "\n")
+    write_jsonl_atomic(paths["per_qa"], result.rows)
     with paths["csv"].open("w", newline="") as fh:
         w = csv.writer(fh)
         header = ["qa_id", "video", "kind", "duration_s", "length", "category", "missing", "coord_space"]
@@ -423,8 +429,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AVE only (with ave_splits.csv as --gt): keep this split (one of the file's, "
                              "e.g. train, val, test)")
     parser.add_argument("--skip-bad-lines", action="store_true",
-                        help="skip (and count) unreadable prediction lines anywhere in the file instead of "
-                             "failing; a truncated LAST line is always skipped and counted")
+                        help="skip (and count) unreadable or invalid prediction lines anywhere in the file "
+                             "instead of failing; a truncated LAST line is always skipped and counted")
     parser.add_argument("--on-unknown-keys", default="error", choices=["error", "warn"],
                         help="unknown keys in the official GT / --unav100 JSON: error (default) or warn and "
                              "ignore them")
@@ -470,6 +476,23 @@ def _load_gt(args: argparse.Namespace) -> tuple[list[QAItem], int]:
     return avsbench_to_qa_items(read_avsbench(path), masks_dir=args.masks_dir), 0
 
 
+def load_video_sizes(path: Path) -> dict[str, tuple[float, float]]:
+    """``--video-sizes``: a JSON object ``{video: [width, height]}`` of original frame sizes in
+    pixels. ``FormatError`` naming the file (and line, or the video) for anything else."""
+    from ravst.formats import FormatError, read_json
+
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise FormatError(f"{path}: expected a JSON object {{video: [width, height]}}, got {type(data).__name__}")
+    sizes = {}
+    for video, wh in data.items():
+        try:
+            sizes[video] = frame_size_wh(f"video {video!r}", wh)
+        except ValueError as exc:
+            raise FormatError(f"{path}: {exc}") from None
+    return sizes
+
+
 def _check_ids_match(items: Sequence[QAItem], predictions: Sequence[Prediction], pred_path: Path,
                      gt_path: Path) -> None:
     """``NoMatchingPredictionsError`` when no prediction id is a GT id (nothing would be scored)."""
@@ -506,7 +529,7 @@ def run(args: argparse.Namespace) -> int:
             unav = {r.video_id: r for r in read_unav100(args.unav100, on_unknown=_on_unknown(args))}
         sizes = None
         if args.video_sizes is not None:
-            sizes = {k: (float(v[0]), float(v[1])) for k, v in json.loads(args.video_sizes.read_text()).items()}
+            sizes = load_video_sizes(args.video_sizes)
         result = evaluate(items, predictions, protocol=args.protocol, similarity=similarity,
                           unav_records=unav, video_sizes=sizes, bad_prediction_lines=bad_lines,
                           n_gt_zero_length_skipped=n_zero)

@@ -8,18 +8,21 @@
 
 ``read_qa_items(path)`` reads ground-truth QAs from any of the QA-bearing files above.
 Every reader raises ``FormatError`` (a ``ValueError``) naming the file, the record (or line) and
-the field it could not read.
+the field it could not read. ``read_text`` and ``read_json`` are how they open a file: a file that
+is not UTF-8, not valid JSON or nested too deeply is a ``FormatError`` naming the file and line.
+JSONL files are read and written by ``ravst.jsonl``.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ravst.types import QAItem
 
-__all__ = ["FormatError", "read_qa_items", "where"]
+__all__ = ["FormatError", "read_json", "read_qa_items", "read_text", "where"]
 
 
 class FormatError(ValueError):
@@ -34,6 +37,33 @@ def where(path: str | Path | None, *parts: str) -> str:
     """
     head = str(Path(path)) if path is not None else "<data>"
     return ": ".join([head, *parts])
+
+
+def read_text(path: str | Path) -> str:
+    """The UTF-8 text of a file; ``FormatError`` naming the file, line and byte when it is not
+    UTF-8 (``OSError`` when it cannot be read: its message names the file)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        line = data.count(b"\n", 0, err.start) + 1
+        raise FormatError(f"{path}: line {line}: not UTF-8 text (byte {data[err.start]:#04x} at byte "
+                          f"{err.start - line_start + 1} of the line); save the file as UTF-8") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """The decoded content of a JSON file; ``FormatError`` naming the file (and line) when it is
+    not UTF-8, not valid JSON, or nested too deeply to decode."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FormatError(f"{path}: line {err.lineno} column {err.colno}: invalid JSON: {err.msg}") from None
+    except RecursionError:
+        raise FormatError(f"{path}: invalid JSON: nested too deeply to decode") from None
+    except ValueError as err:  # e.g. an integer longer than Python's digit limit
+        raise FormatError(f"{path}: invalid JSON: {err}") from None
 
 
 def read_qa_items(
@@ -53,8 +83,8 @@ def read_qa_items(
     from ravst.formats.official import read_official
 
     path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        head = fh.read(4096)
+    with path.open("rb") as fh:  # only to recognise the format: the reader reports bad bytes
+        head = fh.read(4096).decode("utf-8", errors="replace")
     first = head.lstrip()[:1]
     first_line = head.split("\n", 1)[0]
     if split is not None and not first_line.startswith("annotation_line_index"):

@@ -28,13 +28,14 @@ counting. Its ``event_index`` is still used up, so the other ids do not move.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ravst.formats import FormatError, where
+from ravst.formats import FormatError, read_text, where
 from ravst.types import Answer, Event, QAItem, Span, Task, VideoRecord
 
 __all__ = [
@@ -123,8 +124,7 @@ def read_ave(
     """Read ``Annotations.txt``; with ``splits_path`` attach each line's split (checked against the
     CSV's category / video / interval), and with ``split`` keep only that split."""
     path = Path(annotations_path)
-    with path.open(encoding="utf-8") as fh:
-        anns = parse_ave_lines(fh, source=path)
+    anns = parse_ave_lines(io.StringIO(read_text(path), newline=None), source=path)
     if splits_path is None:
         if split is not None:
             raise ValueError("filtering by split needs splits_path")
@@ -150,7 +150,7 @@ def read_ave_splits(path: str | Path) -> list[AveAnnotation]:
     """Read ``ave_splits.csv`` on its own (it carries every annotation field and the split)."""
     path = Path(path)
     out = []
-    with path.open(encoding="utf-8", newline="") as fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in _SPLIT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

@@ -27,6 +27,7 @@ apart between objects, so every object of a multi-source video gets the same box
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ravst.formats import FormatError, where
+from ravst.formats import FormatError, read_text, where
 from ravst.types import Answer, QAItem, Span, Task, Track
 
 __all__ = [
@@ -93,7 +94,7 @@ def parse_avsbench_rows(rows: Iterable[Sequence[str]], *, source: str | Path | N
 def read_avsbench(path: str | Path) -> list[AvsFrame]:
     """Read an AVSBench-V1 CSV (``avs1_s4_test.csv`` / ``avs1_ms3_test.csv``)."""
     path = Path(path)
-    with path.open(encoding="utf-8", newline="") as fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         return parse_avsbench_rows(csv.reader(fh), source=path)
 
 

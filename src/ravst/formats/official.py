@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from ravst.formats import FormatError, where
+from ravst.formats import FormatError, read_json, where
 from ravst.parsing import parse_answer, render_answer
 from ravst.types import QAItem, Span, Task, VideoRecord
 
@@ -189,12 +189,7 @@ def _read_qa(qa: Any, ctx: str, on_unknown: OnUnknown, video: str, duration: flo
 def read_official(path: str | Path, *, on_unknown: OnUnknown = "raise") -> list[QAItem]:
     """Read an official-layout QA file (e.g. ``xml_test_QA.json``) into ``QAItem``s."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise FormatError(f"{path}: line {err.lineno} column {err.colno}: invalid JSON: {err.msg}") from err
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{path}: not UTF-8 text: {err}") from err
+    data = read_json(path)
     return official_json_to_items(data, source=path, on_unknown=on_unknown)
 
 

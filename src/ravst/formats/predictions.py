@@ -5,12 +5,20 @@ Required fields: ``qa_id`` (str) and ``text`` (str, the raw model output). Optio
 (``[w, h]``), ``frame_times_s`` (list of seconds), ``latency_s``, ``error``. Any other field is
 kept in ``Prediction.extra`` and written back as a top-level field.
 
-A crash while writing leaves a truncated last line: ``read_predictions`` reports it with its line
-number (``on_error="raise"``, the default) or logs it and goes on (``on_error="skip"``).
-``load_predictions`` is what ``ravst eval`` uses: it skips a truncated last line with a warning,
-keeps repeated ``qa_id`` s (the caller keeps the last) and reports what it skipped.
-``append_predictions`` first cuts a torn last record (no newline at the end, not valid JSON) off
-the file, logging what it dropped, so a resumed run never leaves an invalid line mid-file.
+The file is read and written with ``ravst.jsonl`` (lines split on ``"\\n"`` only, so U+2028 and
+friends in a model's answer are just text; a torn last line is cut at the byte level, even inside
+a UTF-8 character). A crash while writing leaves a truncated last line: ``read_predictions``
+reports it with its line number (``on_error="raise"``, the default) or logs it and goes on
+(``on_error="skip"``). ``load_predictions`` is what ``ravst eval`` uses: it skips a truncated last
+line with a warning, keeps repeated ``qa_id`` s (the caller keeps the last) and reports what it
+skipped. ``append_predictions`` first cuts a torn last record (no newline at the end, not valid
+JSON) off the file, logging what it dropped, and adds the newline a complete last record lacks,
+so a resumed run never leaves an invalid line mid-file.
+
+Every line is validated (``prediction_from_dict``): besides the fields above, ``original_wh``
+(an extra field that backends write: the video's frame size) must be ``[width, height]``
+positive finite numbers when present; a bad record is reported with the file, the line and its
+``qa_id``.
 
 >>> import io
 >>> fh = io.StringIO()
@@ -31,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from ravst.coords import MAX_FRAME_SIDE_PX, frame_size_wh, short_repr
 from ravst.formats import FormatError
+from ravst.jsonl import JsonlAppender, dumps_line, scan_jsonl, write_jsonl_atomic
 from ravst.types import CoordSpace, Prediction
 
 __all__ = [
@@ -54,7 +64,13 @@ OnError = Literal["raise", "skip"]
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (an integer too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def prediction_from_dict(record: Any) -> Prediction:
@@ -70,23 +86,27 @@ def prediction_from_dict(record: Any) -> Prediction:
         raise ValueError("field 'qa_id': empty string")
     for key in ("model", "error"):
         if record.get(key) is not None and not isinstance(record[key], str):
-            raise ValueError(f"field {key!r}: expected a string or null, got {record[key]!r}")
+            raise ValueError(f"field {key!r}: expected a string or null, got {short_repr(record[key])}")
     coord = record.get("coord_space", CoordSpace.ORIGINAL.value)
     if coord is None:
         coord = CoordSpace.ORIGINAL.value
-    if coord not in {c.value for c in CoordSpace}:
-        raise ValueError(f"field 'coord_space': {coord!r} is not one of {[c.value for c in CoordSpace]}")
+    if not isinstance(coord, str) or coord not in {c.value for c in CoordSpace}:
+        raise ValueError(f"field 'coord_space': {short_repr(coord)} is not one of {[c.value for c in CoordSpace]}")
     wh = record.get("input_wh")
     if wh is not None and not (
-        isinstance(wh, list) and len(wh) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in wh)
+        isinstance(wh, list) and len(wh) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_FRAME_SIDE_PX for v in wh)
     ):
-        raise ValueError(f"field 'input_wh': expected [width, height] integers, got {wh!r}")
+        raise ValueError(f"field 'input_wh': expected [width, height], two positive integers of pixels "
+                         f"(at most {MAX_FRAME_SIDE_PX}), got {short_repr(wh)}")
+    if record.get("original_wh") is not None:
+        frame_size_wh("field 'original_wh'", record["original_wh"])
     times = record.get("frame_times_s")
     if times is not None and not (isinstance(times, list) and all(_is_number(t) for t in times)):
         raise ValueError("field 'frame_times_s': expected a list of finite numbers")
     latency = record.get("latency_s")
     if latency is not None and not _is_number(latency):
-        raise ValueError(f"field 'latency_s': expected a finite number, got {latency!r}")
+        raise ValueError(f"field 'latency_s': expected a finite number, got {short_repr(latency)}")
     return Prediction(
         qa_id=record["qa_id"],
         text=record["text"],
@@ -124,63 +144,27 @@ def prediction_to_dict(pred: Prediction) -> dict[str, Any]:
 
 
 def write_prediction(fh: IO[str], pred: Prediction) -> None:
-    """Write one prediction as one JSON line and flush (so a crash loses at most this line)."""
-    fh.write(json.dumps(prediction_to_dict(pred), ensure_ascii=False) + "\n")
+    """Write one prediction as one JSON line (``ravst.jsonl.dumps_line``) and flush (so a crash
+    loses at most this line). Files: prefer ``append_predictions`` / ``write_predictions``."""
+    fh.write(dumps_line(prediction_to_dict(pred)))
     fh.flush()
-
-
-def _cut_torn_tail(path: Path) -> None:
-    """When ``path`` does not end with a newline: keep a last line that is a complete JSON value
-    (add the newline), else truncate the file to its last newline and log what was dropped."""
-    with path.open("rb+") as fh:
-        size = fh.seek(0, 2)
-        if size == 0:
-            return
-        fh.seek(-1, 2)
-        if fh.read(1) == b"\n":
-            return
-        fh.seek(0)
-        data = fh.read()
-        cut = data.rfind(b"\n") + 1  # 0 when the file is one torn line
-        tail = data[cut:]
-        try:
-            json.loads(tail.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            number = data.count(b"\n") + 1
-            preview = tail[:80].decode("utf-8", errors="replace")
-            log.warning("%s: line %d is a torn record (no newline, not valid JSON): dropped %d bytes %r%s",
-                        path, number, len(tail), preview, "..." if len(tail) > 80 else "")
-            fh.truncate(cut)
-            return
-        fh.seek(0, 2)
-        fh.write(b"\n")  # a complete record that only lacks its newline is kept
 
 
 def append_predictions(path: str | Path, preds: Iterable[Prediction]) -> int:
     """Append predictions to a JSONL file (created if absent); returns how many were written.
 
     A torn last record left by a crash (no newline at the end, not valid JSON) is cut off first,
-    with a warning naming the line and what was dropped."""
-    path = Path(path)
-    if path.exists():
-        _cut_torn_tail(path)
-    n = 0
-    with path.open("a", encoding="utf-8") as fh:
+    with a warning naming the line and what was dropped; a complete last record without its
+    newline gets the newline (``ravst.jsonl.JsonlAppender``)."""
+    with JsonlAppender(path) as out:
         for pred in preds:
-            write_prediction(fh, pred)
-            n += 1
-    return n
+            out.write(prediction_to_dict(pred))
+    return out.n_written
 
 
 def write_predictions(path: str | Path, preds: Iterable[Prediction]) -> int:
-    """Write (overwrite) a predictions JSONL file; returns how many were written."""
-    path = Path(path)
-    n = 0
-    with path.open("w", encoding="utf-8") as fh:
-        for pred in preds:
-            write_prediction(fh, pred)
-            n += 1
-    return n
+    """Write (replace, atomically) a predictions JSONL file; returns how many were written."""
+    return write_jsonl_atomic(path, (prediction_to_dict(p) for p in preds))
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +174,7 @@ class BadLine:
     line: int
     message: str
     truncated: bool = False  # the last line, without newline and not valid JSON (a crash mid-write)
+    qa_id: str | None = None  # when the line is a JSON object with a string qa_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,28 +189,22 @@ class PredictionsFile:
 
 def _scan(path: Path) -> Iterator[tuple[int, Prediction | BadLine]]:
     """(line number, record or bad line) for each non-blank line of a predictions file."""
-    try:
-        raw = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{path}: not UTF-8 text: {err}") from err
-    lines = raw.split("\n")
-    last = len(lines) if lines[-1] else len(lines) - 1  # 1-based number of the last line with text
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            if number == last and not raw.endswith("\n"):
-                yield number, BadLine(number, f"truncated last line (no newline at the end; the writer probably "
-                                              f"stopped mid-record): {err.msg} at column {err.colno}", True)
+    for line in scan_jsonl(path):
+        if not line.ok:
+            if line.torn:
+                yield line.number, BadLine(line.number, f"truncated last line (no newline at the end; the writer "
+                                                        f"probably stopped mid-record): {line.error}", True)
             else:
-                yield number, BadLine(number, f"invalid JSON: {err.msg} at column {err.colno}")
+                yield line.number, BadLine(line.number, str(line.error))
             continue
+        record = line.value
+        qa_id = record.get("qa_id") if isinstance(record, dict) else None
+        qa_id = qa_id if isinstance(qa_id, str) and qa_id else None
         try:
-            yield number, prediction_from_dict(record)
+            yield line.number, prediction_from_dict(record)
         except ValueError as err:
-            yield number, BadLine(number, str(err))
+            where = f"qa_id {qa_id!r}: " if qa_id is not None else ""
+            yield line.number, BadLine(line.number, f"{where}{err}", qa_id=qa_id)
 
 
 def read_predictions(path: str | Path, *, on_error: OnError = "raise") -> list[Prediction]:

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from ravst.formats import FormatError, where
+from ravst.formats import FormatError, read_json, where
 from ravst.types import Event, Span, VideoRecord
 
 __all__ = ["read_unav100", "records_to_unav100_json", "unav100_json_to_records", "write_unav100"]
@@ -106,10 +106,7 @@ def unav100_json_to_records(
 def read_unav100(path: str | Path, *, on_unknown: OnUnknown = "raise") -> list[VideoRecord]:
     """Read an UnAV-100-style annotation file."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise FormatError(f"{path}: line {err.lineno} column {err.colno}: invalid JSON: {err.msg}") from err
+    data = read_json(path)
     return unav100_json_to_records(data, source=path, on_unknown=on_unknown)
 
 
