@@ -13,7 +13,6 @@ OpenAI-compatible chat endpoint), and weight-free baselines ``full-span``, ``who
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -113,54 +112,53 @@ def completed_ids(
 
     Stricter than ``ravst.formats.predictions.completed_ids`` (which skips bad lines, for reading
     someone else's file) on purpose: this file is about to be appended to. Each line is checked
-    with ``ravst.formats.predictions.prediction_from_dict``; only a last line that is not complete
-    JSON (a write cut short by a crash) is dropped from the file, with a warning. Any other bad
-    line raises ``ValueError`` naming the file and line. With ``model``, a record of another model
+    with ``ravst.formats.predictions.prediction_from_dict`` (lines are split on ``"\\n"`` only, by
+    ``ravst.jsonl``, so U+2028 in an answer is just text); only a last line without its newline
+    that is not complete JSON (a write cut short by a crash, even inside a UTF-8 character) is
+    dropped from the file, with a warning. Any other bad line raises ``ValueError`` naming the file
+    and line, and the file is left untouched. With ``model``, a record of another model
     is refused; with ``expect`` (e.g. ``{"backend": "random", "seed": 0}``), a record whose field of
     that name is recorded with another value is refused (resuming must not mix two runs in one
     file). With ``drop_errors`` the records that carry an ``error`` are removed to be tried again.
     """
     from ravst.formats.predictions import prediction_from_dict
+    from ravst.jsonl import repair_tail, scan_jsonl, write_jsonl_atomic
 
     if not out_path.exists():
         return set()
-    lines = out_path.read_text(encoding="utf-8").splitlines()
     done: set[str] = set()
-    kept: list[str] = []
-    rewrite = False
+    kept: list[Any] = []
+    torn = dropped = False
     wanted = dict(expect or {})
     if model is not None:
         wanted["model"] = model
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    for line in scan_jsonl(out_path):  # lines split on "\n" only; a torn tail cut at the byte level
+        if line.torn:
+            torn = True  # cut off below, once every other line is known to be good
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number == len(lines):
-                log.warning("%s: line %d is incomplete (interrupted run?): dropped", out_path, number)
-                rewrite = True
-                continue
-            raise ValueError(f"{out_path}: line {number}: not a prediction record ({exc})") from exc
+        if not line.ok:
+            raise ValueError(f"{out_path}: line {line.number}: not a prediction record ({line.error})")
+        record = line.value
         try:
             pred = prediction_from_dict(record)
         except ValueError as exc:
-            raise ValueError(f"{out_path}: line {number}: not a prediction record ({exc})") from exc
+            raise ValueError(f"{out_path}: line {line.number}: not a prediction record ({exc})") from exc
         for key, value in wanted.items():
             if key in record and record[key] is not None and record[key] != value:
                 raise ValueError(
-                    f"{out_path}: line {number}: field {key!r} is {record[key]!r} but this run has "
+                    f"{out_path}: line {line.number}: field {key!r} is {record[key]!r} but this run has "
                     f"{value!r}; resuming would mix two runs in one file: choose another --out"
                 )
         if drop_errors and pred.error:
-            rewrite = True
+            dropped = True
             continue
         done.add(pred.qa_id)
-        kept.append(line)
-    if rewrite:
-        tmp = out_path.with_suffix(out_path.suffix + ".tmp")
-        tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-        os.replace(tmp, out_path)
+        kept.append(record)
+    if dropped:
+        write_jsonl_atomic(out_path, kept)  # the failed records go (and a torn last line with them)
+        log.info("%s: removed the failed records to retry them", out_path)
+    elif torn:
+        repair_tail(out_path)  # logs what it dropped
     return done
 
 
@@ -231,7 +229,8 @@ def run_inference(
     ``expect``: recorded fields the existing records must agree with (see ``completed_ids``)."""
     from tqdm import tqdm
 
-    from ravst.formats.predictions import write_prediction
+    from ravst.formats.predictions import prediction_to_dict
+    from ravst.jsonl import JsonlAppender
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -244,25 +243,24 @@ def run_inference(
         log.info("%s: %d QAs already done, %d to go", out_path, skipped, len(todo))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     answered = failed = 0
-    with open(out_path, "a", encoding="utf-8") as fh, tqdm(
+    with JsonlAppender(out_path) as out, tqdm(  # whole flushed lines; adds a missing last newline first
         total=len(todo), desc=f"infer {backend.name}", unit="qa", disable=not progress
     ) as bar:
 
         def flush(batch: list[InferRequest]) -> None:
             nonlocal answered, failed
             for pred in _predict_safely(backend, batch):
-                write_prediction(fh, pred)
+                out.write(prediction_to_dict(pred))
                 failed += pred.error is not None
                 answered += pred.error is None
-            fh.flush()
             bar.update(len(batch))
 
         batch: list[InferRequest] = []
         for req in _requests(todo, videos_dir, template):
             if isinstance(req, tuple):
                 item, exc = req
-                write_prediction(fh, Prediction(qa_id=item.qa_id, text="", model=backend.name, error=str(exc)))
-                fh.flush()
+                out.write(prediction_to_dict(Prediction(qa_id=item.qa_id, text="", model=backend.name,
+                                                        error=str(exc))))
                 failed += 1
                 bar.update(1)
                 continue

@@ -156,7 +156,7 @@ class JsonlAppender:
     def __enter__(self) -> JsonlAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.repair = repair_tail(self.path) if self.path.exists() else None
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in __exit__
+        self._fh = open(self.path, "ab")  # closed in __exit__
         self._last_sync = time.monotonic()
         return self
 
@@ -290,7 +290,7 @@ def decode_line(number: int, raw: bytes, *, terminated: bool = True) -> Line | N
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        return Line(number, raw, error=f"invalid JSON: {err.msg} at column {err.colno}", terminated=terminated)
+        return Line(number, raw, error=f"invalid JSON: {err.msg} (column {err.colno})", terminated=terminated)
     except RecursionError:
         return Line(number, raw, error="invalid JSON: nested too deeply to decode", terminated=terminated)
     except ValueError as err:  # e.g. an integer longer than Python's digit limit

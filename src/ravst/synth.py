@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ravst.jsonl import write_jsonl_atomic
 from ravst.types import Answer, Event, QAItem, Span, Task, Track, VideoRecord
 
 __all__ = [
@@ -691,10 +692,7 @@ def synthesize(out_dir: Path, n: int, seed: int, cfg: SynthConfig | None = None)
         for s in scenes:
             for i, ev in enumerate(s.events):
                 writer.writerow([s.video_id, i, ev.span[0], ev.span[1], ev.label, ev.caption])
-    with (out_dir / "boxes.jsonl").open("w") as fh:
-        for s in scenes:
-            for row in per_second_boxes(s):
-                fh.write(json.dumps(row) + "\n")
+    write_jsonl_atomic(out_dir / "boxes.jsonl", (row for s in scenes for row in per_second_boxes(s)))
     items = [q for s in scenes for q in qa_items(s)]
     write_official(items, out_dir / "qa.json")
     (out_dir / "scenes.json").write_text(

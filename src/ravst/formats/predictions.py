@@ -20,7 +20,7 @@ Every line is validated (``prediction_from_dict``): besides the fields above, ``
 positive finite numbers when present; a bad record is reported with the file, the line and its
 ``qa_id``.
 
->>> import io
+>>> import io, json
 >>> fh = io.StringIO()
 >>> write_prediction(fh, Prediction("v/0/temporal/0", "<answer>..</answer>", model="m", extra={"seed": 1}))
 >>> fh.getvalue()
@@ -31,7 +31,6 @@ positive finite numbers when present; a bad record is reported with the file, th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable, Iterator

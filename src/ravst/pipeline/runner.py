@@ -2,10 +2,13 @@
 
 Layout of a stage folder ``<out>/<stage>/``:
 
-- ``journal.jsonl``: append-only work log, one line per finished record (``{"key", "ok",
-  "result" | "error"}``), flushed to the OS line by line (a killed process loses nothing)
-  and fsynced every second. A line cut by a crash is dropped on the next run; records
-  already in the journal are not computed again.
+- ``journal.jsonl``: append-only work log: a header line (stage and fingerprint, flushed and
+  fsynced before the first record starts, so a kill at any time leaves a journal the next run
+  recognises), then one line per finished record (``{"key", "ok", "result" | "error"}``),
+  flushed to the OS line by line (a killed process loses nothing) and fsynced every second.
+  A line cut by a crash is dropped on the next run; records already in the journal are not
+  computed again. Every JSONL file here is written and read by ``ravst.jsonl`` (lines split on
+  ``"\\n"`` only, so U+2028 in a caption is just text).
 - ``<stage>.jsonl``: the results in INPUT order (not completion order), so an interrupted and
   resumed run writes the same bytes as an uninterrupted one. Written atomically (temp file +
   ``os.replace``).
@@ -32,11 +35,12 @@ import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ravst import jsonl
 
 __all__ = [
     "FORMAT_VERSION",
@@ -90,23 +94,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> int:
-    lines = [_dumps(r) for r in records]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return len(lines)
+    """Write (replace) a JSONL file atomically (``ravst.jsonl``, sorted keys, compact)."""
+    return jsonl.write_jsonl_atomic(path, records, sort_keys=True, compact=True)
 
 
 def read_jsonl(path: str | Path) -> list[Any]:
-    """All records of a JSONL file; a malformed line is a ValueError naming file and line."""
-    out = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON: {exc}") from exc
-    return out
+    """All records of a JSONL file (``ravst.jsonl.read_jsonl``): a malformed line is a
+    ValueError naming file and line; a torn last line is dropped with a warning."""
+    return jsonl.read_jsonl(path)
 
 
 def file_fingerprint(*paths: str | Path) -> str:
@@ -119,25 +114,41 @@ def file_fingerprint(*paths: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _journal_entry(line: jsonl.Line, path: Path) -> dict[str, Any]:
+    entry = line.value
+    if not (isinstance(entry, dict) and isinstance(entry.get("key"), str) and isinstance(entry.get("ok"), bool)
+            and ("result" in entry if entry["ok"] else isinstance(entry.get("error"), str))):
+        raise ValueError(f"{path}:{line.number}: not a journal entry {{key, ok, result | error}}: {line.preview()}; "
+                         f"delete {path} to run the stage afresh")
+    return entry
+
+
 def _read_journal(path: Path, fingerprint: str) -> dict[str, dict[str, Any]]:
-    """Finished entries of a journal; a torn last line is cut off, a stale journal removed."""
+    """Finished entries of a journal; a torn last line is cut off, a stale journal removed. A
+    corrupt line before the last is a ValueError naming the file and line."""
     if not path.exists():
         return {}
-    data = path.read_bytes()
-    cut = data.rfind(b"\n") + 1
-    if cut < len(data):
-        log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", path, len(data) - cut)
-        with open(path, "r+b") as fh:
-            fh.truncate(cut)
-        data = data[:cut]
-    lines = data.decode("utf-8").splitlines()
-    if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
+    jsonl.repair_tail(path)  # a torn last line (an interrupted run) is truncated off, with a warning
+    lines = list(jsonl.scan_jsonl(path))
+    bad = next((line for line in lines if not line.ok), None)
+    if bad is not None:
+        raise ValueError(f"{path}:{bad.number}: {bad.error}; delete {path} to run the stage afresh")
+    if not lines:
+        log.info("%s: the journal has no header (the last run was stopped before it wrote one); "
+                 "starting the stage afresh", path)
+        path.unlink()
+        return {}
+    header = lines[0].value
+    if not isinstance(header, dict) or "fingerprint" not in header or "key" in header:
+        raise ValueError(f"{path}:1: not a journal header {{stage, fingerprint}}: {lines[0].preview()}; "
+                         f"delete {path} to run the stage afresh")
+    if header.get("fingerprint") != fingerprint:
         log.info("%s: inputs or config changed; starting the stage afresh", path)
         path.unlink()
         return {}
     done: dict[str, dict[str, Any]] = {}
     for line in lines[1:]:
-        entry = json.loads(line)
+        entry = _journal_entry(line, path)
         done[entry["key"]] = entry
     return done
 
@@ -249,20 +260,17 @@ def run_stage(
     if engine not in ("local", "ray"):
         raise ValueError(f"unknown engine {engine!r} (local | ray)")
     new_journal = not journal_path.exists()
-    with open(journal_path, "a", encoding="utf-8") as journal:
+    # each entry one whole line, flushed to the OS (a killed process loses nothing) and fsynced
+    # at least once a second and on close
+    with jsonl.JsonlAppender(journal_path, sort_keys=True, compact=True, fsync_every_s=_FSYNC_EVERY_S) as journal:
         if new_journal:
-            journal.write(_dumps({"stage": stage, "fingerprint": fingerprint}) + "\n")
-        last_sync = time.monotonic()
+            journal.write({"stage": stage, "fingerprint": fingerprint})
+            journal.sync()  # the header is on disk before the first record starts
         entries = (_run_ray(fn, pending, progress, stage, concurrency) if engine == "ray"
                    else _run_local(fn, pending, progress, stage))
         for entry in entries:
-            journal.write(_dumps(entry) + "\n")
-            journal.flush()  # in the OS after every record: a killed process loses nothing
-            if time.monotonic() - last_sync > _FSYNC_EVERY_S:  # on disk at least once a second
-                os.fsync(journal.fileno())
-                last_sync = time.monotonic()
+            journal.write(entry)
             done[entry["key"]] = entry
-        os.fsync(journal.fileno())
 
     ok = [done[key]["result"] for key in keys if done[key]["ok"]]
     failed = [{"key": key, "error": done[key]["error"]} for key in keys if not done[key]["ok"]]
@@ -298,9 +306,9 @@ def _journal_from_outputs(journal_path: Path, stage: str, fingerprint: str, keys
     if len(results) != len(ok_keys):
         raise ValueError(f"{output_path}: {len(results)} results but the manifest implies {len(ok_keys)}; "
                          f"delete {output_path.parent} and run the stage again")
-    lines = [_dumps({"stage": stage, "fingerprint": fingerprint})]
-    lines += [_dumps({"key": key, "ok": True, "result": result}) for key, result in zip(ok_keys, results, strict=True)]
-    atomic_write_text(journal_path, "".join(line + "\n" for line in lines))
+    entries: list[dict[str, Any]] = [{"stage": stage, "fingerprint": fingerprint}]
+    entries += [{"key": key, "ok": True, "result": result} for key, result in zip(ok_keys, results, strict=True)]
+    write_jsonl_atomic(journal_path, entries)
 
 
 def input_fingerprints(*paths: str | Path, base: str | Path | None = None) -> dict[str, str]:

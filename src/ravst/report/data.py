@@ -64,18 +64,15 @@ def _read_json(path: Path) -> Any:
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
+    from ravst.jsonl import scan_jsonl
+
     rows = []
-    with path.open() as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: line {n}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or "qa_id" not in row:
-                raise ValueError(f"{path}: line {n}: expected an object with a 'qa_id' field")
-            rows.append(row)
+    for line in scan_jsonl(path):
+        if not line.ok:
+            raise ValueError(f"{path}: line {line.number}: {line.error}")
+        if not isinstance(line.value, dict) or "qa_id" not in line.value:
+            raise ValueError(f"{path}: line {line.number}: expected an object with a 'qa_id' field")
+        rows.append(line.value)
     return rows
 
 
