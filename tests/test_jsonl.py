@@ -328,3 +328,13 @@ def test_corrupt_journal_line_names_the_file_and_line(tmp_path: Path) -> None:
     (stage / "journal.jsonl").write_text(head + '{"key": "k1"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"journal\.jsonl:2: not a journal entry"):
         run_stage(tmp_path, "cap", [("k0", 0), ("k1", 1)], lambda x: {"x": x}, fingerprint="a", progress=False)
+
+
+def test_corrupt_manifest_names_the_file(tmp_path: Path) -> None:
+    from ravst.pipeline.runner import run_stage
+
+    (tmp_path / "cap").mkdir()
+    manifest = tmp_path / "cap" / "manifest.json"
+    manifest.write_text('{"stage": "cap", "fingerprint": "a",')  # cut short by hand or a full disk
+    with pytest.raises(ValueError, match=r"manifest\.json: line 1 column \d+: invalid JSON"):
+        run_stage(tmp_path, "cap", [("k0", 0)], lambda x: {"x": x}, fingerprint="a", progress=False)

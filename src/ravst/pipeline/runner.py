@@ -104,6 +104,16 @@ def read_jsonl(path: str | Path) -> list[Any]:
     return jsonl.read_jsonl(path)
 
 
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """A stage's ``manifest.json``; a ValueError naming the file when it is not a JSON object."""
+    from ravst.formats import read_json
+
+    manifest = read_json(path)
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: not a stage manifest (a JSON object); delete it to run the stage again")
+    return manifest
+
+
 def file_fingerprint(*paths: str | Path) -> str:
     """sha256 (16 hex digits) of the contents of the given files, in order."""
     digest = hashlib.sha256()
@@ -242,7 +252,7 @@ def run_stage(
         raise ValueError(f"stage {stage}: duplicate record keys")
 
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = _read_manifest(manifest_path)
         if manifest.get("fingerprint") == fingerprint and manifest.get("version") == FORMAT_VERSION:
             journal_path.unlink(missing_ok=True)
             if not (retry_failed and manifest["num_failed"]):
@@ -333,7 +343,7 @@ def inputs_changed(stage_dir: str | Path) -> list[str]:
     path = Path(stage_dir) / "manifest.json"
     if not path.exists():
         return []
-    recorded = json.loads(path.read_text(encoding="utf-8")).get("inputs", {})
+    recorded = _read_manifest(path).get("inputs", {})
     changed = []
     for name, fp in sorted(recorded.items()):
         p = Path(stage_dir) / name  # an absolute name stays absolute
@@ -347,7 +357,7 @@ def stage_is_current(stage_dir: str | Path, fingerprint: str) -> bool:
     path = Path(stage_dir) / "manifest.json"
     if not path.exists():
         return False
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = _read_manifest(path)
     return bool(manifest.get("fingerprint") == fingerprint and manifest.get("version") == FORMAT_VERSION)
 
 
