@@ -33,7 +33,7 @@ def _extra_seconds(track: Track, duration_s: float) -> Track:
     if t.shape[0] == 0:
         return track
     have = set(np.round(t).tolist())
-    new_t = [s for s in range(int(math.floor(duration_s)) + 1) if float(s) not in have]
+    new_t = [s for s in range(math.floor(duration_s) + 1) if float(s) not in have]
     nearest = [int(np.argmin(np.abs(t - s))) for s in new_t]
     times = np.concatenate([t, np.asarray(new_t, dtype=np.float64)])
     boxes = np.concatenate([b, b[nearest].reshape(-1, 4)])

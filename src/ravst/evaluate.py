@@ -545,10 +545,11 @@ def _select(items: list[QAItem], args: argparse.Namespace) -> tuple[list[QAItem]
     chosen = select(items, tasks=tasks, subset=subset, seed=seed)
     if not chosen:
         raise ValueError(f"{args.gt}: no QA left after --tasks/--subset")
-    record = {"tasks": None if tasks is None else [t.value for t in tasks], "subset": subset,
-              "seed": seed if subset != "all" else None, "n_qas_in_gt": len(items), "n_qas": len(chosen)}
+    names = None if tasks is None else [t.value for t in tasks]
+    record: dict[str, Any] = {"tasks": names, "subset": subset, "seed": seed if subset != "all" else None,
+                              "n_qas_in_gt": len(items), "n_qas": len(chosen)}
     log.info("scoring %d of %d QAs (tasks %s, subset %s)", len(chosen), len(items),
-             "all" if tasks is None else ",".join(record["tasks"] or []), subset)
+             "all" if names is None else ",".join(names), subset)
     return chosen, record
 
 
