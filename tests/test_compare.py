@@ -221,3 +221,25 @@ def test_compare_cli(tmp_path, capsys):
     # GT scores 100, the model 25 on temporal (golden): B - A = -75
     assert cmp["figures"]["temporal.m_tIoU"]["diff"] == -75.0 and cmp["n_qas"] == 7
     assert main(["compare", str(tmp_path / "nope"), str(tmp_path / "model")]) == 1
+
+
+def test_report_shows_tube_viou_and_intervals(tmp_path):
+    pytest.importorskip("ravst.formats.predictions")
+    from ravst.cli import main
+    from ravst.report.data import load_eval
+    from ravst.report.render import _main_tables
+
+    assert main(["eval", "--gt", str(GOLDEN / "gt.json"), "--pred", str(GOLDEN / "pred.jsonl"), "--similarity",
+                 "exact", "--bootstrap", "100", "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    html = _main_tables([load_eval(tmp_path / "run", name="golden")], strict=False)
+    assert "Tube vIoU" in html and "95 % confidence intervals" in html
+    assert "69.17" in html  # spatial m_tube_vIoU of the golden run, worked out in test_evaluate
+
+
+def test_scipy_optimize_is_imported_lazily():
+    import subprocess
+    import sys
+
+    code = "import sys, ravst.metrics.functional, ravst.cli; print('scipy.optimize' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
