@@ -243,3 +243,22 @@ def test_scipy_optimize_is_imported_lazily():
     code = "import sys, ravst.metrics.functional, ravst.cli; print('scipy.optimize' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_infer_tasks_and_subset_select_the_qas(tmp_path):
+    from ravst.cli import main
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    out = tmp_path / "p.jsonl"
+    # no video files: every QA fails and is recorded (exit code 1), enough to see which QAs were run
+    main(["infer", "--qa", str(GOLDEN / "gt.json"), "--videos", str(videos), "--backend", "full-span",
+          "--out", str(out), "--tasks", "temporal,spatiotemporal"])
+    ids = [json.loads(line)["qa_id"] for line in out.read_text().splitlines()]
+    assert ids == ["vidA/0/temporal/0", "vidA/0/spatiotemporal/0", "vidB/0/temporal/0", "vidB/0/spatiotemporal/0"]
+    out2 = tmp_path / "b.jsonl"
+    main(["infer", "--qa", str(GOLDEN / "gt.json"), "--videos", str(videos), "--backend", "full-span",
+          "--out", str(out2), "--subset", "balanced"])
+    ids = [json.loads(line)["qa_id"] for line in out2.read_text().splitlines()]
+    items = read_official(GOLDEN / "gt.json")
+    assert ids == [it.qa_id for it in balanced_subset(items, seed=0)] and len(ids) == 6
