@@ -75,6 +75,13 @@ def test_golden_lenient_by_hand(golden):
     assert (st["R1@0.3"], st["R1@0.5"], st["R1@0.7"]) == (100.0, 50.0, 0.0)
     assert st["m_vIoU"] == approx(100 * (2 / 3 + 0.5) / 2)
     assert st["AP@0.3"] == approx(75.0) and st["AP@0.5"] == approx(50.0)
+    # tube vIoU = sum of frame IoUs / (GT frames + predicted frames serving no GT frame), pooled
+    # over a QA's objects. vidA spatial: (0.4 + 1 + 0.5) / 3 GT frames; vidB tree: (1 + 0.5) / 2
+    assert s["m_tube_vIoU"] == approx(100 * (1.9 / 3 + 0.75) / 2)
+    assert (s["tube_vIoU@0.3"], s["tube_vIoU@0.5"]) == (100.0, 100.0)
+    # spatio-temporal: vidA (1 + 1/3) / 2 frames = 2/3; vidB (1 + 0) / 2 = 0.5 (counts at 0.5)
+    assert st["m_tube_vIoU"] == approx(100 * (2 / 3 + 0.5) / 2)
+    assert (st["tube_vIoU@0.3"], st["tube_vIoU@0.5"]) == (100.0, 100.0)
 
 
 def test_golden_strict_by_hand(golden):
@@ -92,6 +99,8 @@ def test_golden_strict_by_hand(golden):
     st = m["strict"]["tasks"]["spatiotemporal"]
     assert st["m_tIoU"] == approx(100 / 3) and st["m_vIoU"] == approx(100 / 3)
     assert (st["R1@0.3"], st["R1@0.5"], st["AP@0.3"], st["AP@0.5"]) == (50.0, 50.0, 50.0, 25.0)
+    assert st["m_tube_vIoU"] == approx(100 / 3) and (st["tube_vIoU@0.3"], st["tube_vIoU@0.5"]) == (50.0, 50.0)
+    assert s["m_tube_vIoU"] == 0.0
 
 
 def test_golden_breakdowns(golden):
@@ -189,8 +198,11 @@ def test_gt_scores_exactly_100_on_the_official_test_set(official_qa_path, protoc
     assert m["tasks"]["spatiotemporal"]["n"] == 306
     for block in (m["tasks"], m["strict"]["tasks"]):
         figures = {f"{task}.{k}": v for task, d in block.items() for k, v in d.items() if not k.startswith("n")}
-        assert len(figures) == 4 + 6 + 7
+        tube = {k: figures.pop(k) for k in list(figures) if "tube" in k}
+        assert len(figures) == 4 + 6 + 7 and len(tube) == 2 * 3
         assert all(v == 100.0 for v in figures.values()), figures
+        # tube vIoU is a ravst-protocol figure (null under vstar)
+        assert all(v == (100.0 if protocol == "ravst" else None) for v in tube.values()), tube
     assert m["tasks"]["spatial"]["n_excluded"] == 1
 
 

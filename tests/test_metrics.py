@@ -369,7 +369,7 @@ def test_score_batch_equals_score_qa():
     batch = score_batch(items, parsed, EXACT)
     single = [score_qa(it, p, EXACT) for it, p in zip(items, parsed, strict=True)]
     for b, s in zip(batch, single, strict=True):
-        for k in ("t_iou", "object_acc", "object_precision", "object_f1", "v_iou"):
+        for k in ("t_iou", "object_acc", "object_precision", "object_f1", "v_iou", "tube_v_iou"):
             u, w = getattr(b, k), getattr(s, k)
             assert (u is None) == (w is None), (k, b, s)
             if u is not None:
@@ -490,7 +490,7 @@ def test_score_batch_equals_score_qa_many_names(similarity):
     single = [score_qa(it, p, similarity) for it, p in zip(items, parsed, strict=True)]
     for b, s in zip(batch, single, strict=True):
         assert b.n_matched_objects == s.n_matched_objects and b.n_pred_objects == s.n_pred_objects
-        for k in ("t_iou", "object_acc", "object_precision", "object_f1", "v_iou"):
+        for k in ("t_iou", "object_acc", "object_precision", "object_f1", "v_iou", "tube_v_iou"):
             u, w = getattr(b, k), getattr(s, k)
             assert (u is None) == (w is None), (k, b, s)
             if u is not None:
@@ -521,3 +521,195 @@ def test_match_blocks_equals_hungarian_on_tied_blocks(seed):
         r, c = linear_sum_assignment(b, maximize=True)
         want.append(b[r, c].sum())
     np.testing.assert_allclose(matched, want, atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: bugs 1-3 and tube vIoU, expected values worked out by hand
+
+from fractions import Fraction  # noqa: E402
+
+from ravst.parsing import parse_answer, render_answer  # noqa: E402
+
+
+def _where(track):
+    return "<where>\n" + "".join(f"{t!r}: [{', '.join(repr(float(v)) for v in b)}]\n"
+                                  for t, b in zip(track.times_s.tolist(), track.xyxy.tolist(), strict=True)) + "</where>\n"
+
+
+@pytest.mark.parametrize("prefix", ["", "<think>two objects</think>"])
+def test_bug1_comma_list_in_a_strict_answer_names_both_objects(prefix):
+    # the Box 2 prompt's "separated by commas", strict-valid: man and guitar, each with its block
+    gt = Answer(objects=("man", "guitar"), tracks=(Track("man", [0.0, 1.0], [BOX, BOX]),
+                                                   Track("guitar", [0.0, 1.0], [HALF, HALF])))
+    text = "<answer>\n<object>man, guitar</object>\n" + _where(gt.tracks[0]) + _where(gt.tracks[1]) + "</answer>"
+    s = score_qa(_qa(Task.SPATIAL, gt), parse_answer(prefix + text), EXACT)
+    # 2 of 2 GT objects named; each block is its object's exact boxes -> every frame IoU 1
+    assert (s.object_acc, s.object_precision, s.v_iou, s.ap) == (1.0, 1.0, 1.0, (1.0, 1.0))
+
+
+@pytest.mark.parametrize("prefix", ["", "<think>two objects</think>"])
+def test_bug1_on_the_real_qa(official_qa_path, prefix):
+    from ravst.formats.official import read_official
+
+    item = next(it for it in read_official(official_qa_path) if it.qa_id == "1QFfsvmpT0I/0/spatial/0")
+    assert item.answer.objects == ("A young girl", "ukulele")  # the two GT objects of this QA
+    text = ("<answer>\n<object>A young girl, ukulele</object>\n" + _where(item.answer.tracks[0])
+            + _where(item.answer.tracks[1]) + "</answer>")
+    parsed = parse_answer(prefix + text)
+    assert parsed.strict_ok == (prefix == "")
+    s = score_qa(item, parsed, EXACT)
+    # both names equal the GT names, both blocks equal the GT boxes: 1 and 1 (was 0 and 0 strict)
+    assert (s.object_acc, s.v_iou) == (1.0, 1.0)
+
+
+def test_bug2_several_where_blocks_of_one_object_are_one_track():
+    gt = Answer(objects=("dog",), tracks=(Track("dog", [0.0, 1.0], [BOX, BOX]),))
+    text = ("<answer>\n<object>dog</object>\n<where>\n0.0: [0.0, 0.0, 10.0, 10.0]\n</where>\n"
+            "<where>\n1.0: [0.0, 0.0, 10.0, 10.0]\n</where>\n</answer>")
+    s = score_qa(_qa(Task.SPATIAL, gt), parse_answer(text), EXACT)
+    # frame 0 from the first block (IoU 1), frame 1 from the second (IoU 1): vIoU 1 (was 0.5)
+    assert s.v_iou == 1.0 and s.ap == (1.0, 1.0)
+
+
+def test_bug3_tie_at_the_threshold_is_exact():
+    # GT [0.0, 1.6] vs [0.0, 0.8]: inter 0.8, union 1.6 -> exactly 1/2
+    assert F.span_iou(0.0, 0.8, 0.0, 1.6) == 0.5
+    assert F.temporal_iou([[0.0, 0.8]], [0.0, 1.6]) == 0.5
+    assert F.iou_1d([[0.0, 0.8]], [[0.0, 1.6]]).tolist() == [[0.5]]
+    assert F.batch_temporal_iou([0], [[0.0, 0.8]], [[0.0, 1.6]]).tolist() == [0.5]
+    item = _qa(Task.TEMPORAL, Answer(objects=("x",), spans=(Span(0.0, 1.6),)))
+    s = score_qa(item, _p(Answer(spans=(Span(0.0, 0.8),))), EXACT)
+    assert aggregate([s])["temporal"]["R1@0.5"] == 100.0
+    # a decision the plain float comparison gets wrong: 0.1 + 0.2 - 0.3 style artefacts
+    assert F.at_least([0.49999999999999994], 0.5).tolist() == [True]
+
+
+tenths = st.integers(0, 600).map(lambda k: (k, k / 10))
+
+
+def _exact_iou_1d(a, b):
+    (s1, e1), (s2, e2) = a, b
+    inter = max(Fraction(0), min(e1, e2) - max(s1, s2))
+    union = (e1 - s1) + (e2 - s2) - inter
+    return inter / union if union > 0 else Fraction(0)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(tenths, tenths, tenths, tenths)
+def test_bug3_r1_decisions_equal_exact_arithmetic_on_one_decimal_pairs(a, b, c, d):
+    (ka, fa), (kb, fb) = sorted([a, b])
+    (kc, fc), (kd, fd) = sorted([c, d])
+    exact = _exact_iou_1d((Fraction(ka, 10), Fraction(kb, 10)), (Fraction(kc, 10), Fraction(kd, 10)))
+    values = [F.span_iou(fa, fb, fc, fd), F.temporal_iou([[fa, fb]], [fc, fd]),
+              F.batch_temporal_iou([0], [[fa, fb]], [[fc, fd]])[0]]
+    for t in (0.3, 0.5, 0.7):
+        want = exact >= Fraction(str(t))
+        assert [bool(F.at_least(v, t)) for v in values] == [want] * 3, (a, b, c, d, t, exact)
+
+
+def test_bug3_r1_decisions_are_exact_on_a_grid_of_ties():
+    # every pair with exact IoU 0.3, 0.5 or 0.7 on a 0.1 s grid up to 6 s: all must pass
+    ties = 0
+    for s1, e1, s2, e2 in itertools.product(range(0, 60, 3), range(1, 61, 4), range(0, 60, 3), range(1, 61, 4)):
+        if e1 <= s1 or e2 <= s2:
+            continue
+        exact = _exact_iou_1d((Fraction(s1), Fraction(e1)), (Fraction(s2), Fraction(e2)))
+        for t in ("0.3", "0.5", "0.7"):
+            if exact == Fraction(t):
+                ties += 1
+                assert F.at_least(F.span_iou(s1 / 10, e1 / 10, s2 / 10, e2 / 10), float(t))
+    assert ties > 20
+
+
+coords_tenths = st.integers(0, 200)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(coords_tenths, min_size=8, max_size=8))
+def test_bug3_box_iou_decisions_equal_exact_arithmetic(v):
+    x1, x2 = sorted(v[0:2])
+    y1, y2 = sorted(v[2:4])
+    u1, u2 = sorted(v[4:6])
+    w1, w2 = sorted(v[6:8])
+    a = [Fraction(k, 10) for k in (x1, y1, x2, y2)]
+    b = [Fraction(k, 10) for k in (u1, w1, u2, w2)]
+    area = lambda q: max(Fraction(0), q[2] - q[0]) * max(Fraction(0), q[3] - q[1])  # noqa: E731
+    iw = max(Fraction(0), min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(Fraction(0), min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = area(a) + area(b) - inter
+    exact = inter / union if area(a) > 0 and area(b) > 0 and union > 0 else Fraction(0)
+    got = F.box_iou([[float(q) for q in a]], [[float(q) for q in b]])[0, 0]
+    hits = F.object_spatial_score([got], (0.3, 0.5)).hit_rates
+    for t, hit in zip(("0.3", "0.5"), hits, strict=True):
+        assert bool(F.at_least(got, float(t))) == (exact >= Fraction(t)), (a, b, t)
+        assert hit == float(exact >= Fraction(t))
+
+
+def test_box_iou_tie_counts_for_ap():
+    # [0, 0, 1.2, 1] vs [0, 0, 0.6, 1]: inter 0.6, union 1.2 -> exactly 0.5
+    gt = Answer(objects=("x",), tracks=(Track("x", [0.0], [[0.0, 0.0, 1.2, 1.0]]),))
+    pred = Answer(objects=("x",), tracks=(Track("x", [0.0], [[0.0, 0.0, 0.6, 1.0]]),))
+    s = score_qa(_qa(Task.SPATIAL, gt), _p(pred), EXACT)
+    assert s.ap == (1.0, 1.0)
+
+
+def test_tube_viou_counts_boxes_at_times_without_gt():
+    gt = Answer(objects=("dog",), spans=(Span(0, 2),), tracks=(Track("dog", [0.0, 1.0, 2.0], [BOX] * 3),))
+    item = _qa(Task.SPATIOTEMPORAL, gt)
+    # perfect on the 3 GT frames, plus boxes at 3 s and 4 s where the GT has none
+    pred = Answer(spans=(Span(0, 2),), tracks=(Track("dog", [0.0, 1.0, 2.0, 3.0, 4.0], [BOX] * 5),))
+    s = score_qa(item, _p(pred), EXACT)
+    assert s.v_iou == 1.0  # extra frames cost nothing in m_vIoU
+    assert s.tube_v_iou == pytest.approx(3 / 5)  # 3 frames IoU 1 / 5 frames with a box
+    agg = aggregate([s])["spatiotemporal"]
+    assert agg["m_tube_vIoU"] == pytest.approx(60.0)
+    assert (agg["tube_vIoU@0.3"], agg["tube_vIoU@0.5"]) == (100.0, 100.0)
+    # a missing GT frame: frames 0, 1 right, frame 2 absent -> (1 + 1 + 0) / 3
+    short = Answer(spans=(Span(0, 2),), tracks=(Track("dog", [0.0, 1.0], [BOX] * 2),))
+    assert score_qa(item, _p(short), EXACT).tube_v_iou == pytest.approx(2 / 3)
+    # a spurious second box per frame: frame IoU 1/2 everywhere -> tube 1/2 (no extra frame)
+    spur = Answer(spans=(Span(0, 2),), tracks=(Track("dog", [0, 0, 1, 1, 2, 2], [BOX, [50, 50, 60, 60]] * 3),))
+    s2 = score_qa(item, _p(spur), EXACT)
+    assert (s2.v_iou, s2.tube_v_iou, s2.ap) == (0.5, 0.5, (1.0, 1.0))
+
+
+def test_tube_viou_pools_objects_and_counts_unassigned_tracks():
+    gt = Answer(objects=("dog", "cat"), tracks=(Track("dog", [0.0, 1.0], [BOX] * 2), Track("cat", [0.0], [HALF])))
+    item = _qa(Task.SPATIAL, gt)
+    # dog perfect (2 frames), cat at IoU 1/2 (1 frame), a "car" track of 2 frames given to no GT object
+    pred = Answer(objects=("dog", "cat", "car"), tracks=(
+        Track("dog", [0.0, 1.0], [BOX] * 2), Track("cat", [0.0], [BOX]), Track("car", [5.0, 6.0], [BOX] * 2)))
+    s = score_qa(item, _p(pred), EXACT)
+    assert s.v_iou == pytest.approx((1.0 + 0.5) / 2)
+    assert s.tube_v_iou == pytest.approx((1 + 1 + 0.5) / (3 + 2))
+    from ravst.metrics.ravst_protocol import score_batch
+
+    assert score_batch([item], [_p(pred)], EXACT)[0].tube_v_iou == pytest.approx(s.tube_v_iou, abs=1e-12)
+
+
+def test_unserved_pred_frames_batch_equals_single():
+    rng = np.random.default_rng(3)
+    gt_obj, gt_t, gt_b, pr_obj, pr_t, pr_b = [], [], [], [], [], []
+    want = []
+    for k in range(60):
+        g_times = np.sort(rng.choice(10, size=rng.integers(0, 5), replace=False)).astype(float)
+        p_times = np.round(rng.uniform(0, 10, size=rng.integers(0, 6)) * 2) / 2
+        gb = np.where(rng.random((g_times.size, 1)) < 0.2, 0.0, 1.0) * np.array([0, 0, 5, 5])
+        pb = np.where(rng.random((p_times.size, 1)) < 0.2, 0.0, 1.0) * np.array([0, 0, 5, 5])
+        want.append(F.unserved_pred_frames(p_times, pb, g_times, gb))
+        gt_obj += [k] * g_times.size
+        gt_t += g_times.tolist()
+        gt_b += gb.tolist()
+        pr_obj += [k] * p_times.size
+        pr_t += p_times.tolist()
+        pr_b += pb.tolist()
+    got = F.batch_unserved_pred_frames(gt_obj, gt_t, np.array(gt_b).reshape(-1, 4), pr_obj, pr_t,
+                                       np.array(pr_b).reshape(-1, 4), 60)
+    assert got.tolist() == want
+
+
+def test_gt_rendered_and_parsed_scores_one_on_tube():
+    gt = Answer(objects=("dog",), spans=(Span(0, 3),), tracks=(Track("dog", [0.0, 1.0, 2.0], [BOX, HALF, [0, 0, 0, 0]]),))
+    s = score_qa(_qa(Task.SPATIOTEMPORAL, gt), parse_answer(render_answer(gt)), EXACT)
+    assert (s.v_iou, s.tube_v_iou) == (1.0, 1.0)

@@ -258,11 +258,16 @@ NAMES = st.text(alphabet=st.characters(blacklist_characters="<\n", blacklist_cat
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
+# names that are not lists (a comma list names several objects, so "a, b" does not round-trip)
+PLAIN_NAMES = st.text(alphabet=st.characters(blacklist_characters="<\n,[", blacklist_categories=("Cs",)),
+                      max_size=12)
+
+
 @st.composite
-def answers(draw: st.DrawFn) -> Answer:
+def answers(draw: st.DrawFn, max_tracks: int = 1) -> Answer:
     """Answers the official layout can express: spans after the first object, tracks after
-    their object (in object order)."""
-    objects = draw(st.lists(NAMES, min_size=1, max_size=4))
+    their object (in object order), at most ``max_tracks`` per object."""
+    objects = draw(st.lists(PLAIN_NAMES, min_size=1, max_size=4, unique=True))  # render pairs by name
     spans = []
     if draw(st.booleans()):
         for _ in range(draw(st.integers(1, 2))):
@@ -270,7 +275,7 @@ def answers(draw: st.DrawFn) -> Answer:
             spans.append(Span(a, b))
     tracks = []
     for name in objects:
-        for _ in range(draw(st.integers(0, 2))):
+        for _ in range(draw(st.integers(0, max_tracks))):
             n = draw(st.integers(0, 4))
             times = draw(st.lists(FLOATS, min_size=n, max_size=n))
             boxes = draw(st.lists(st.lists(FLOATS, min_size=4, max_size=4), min_size=n, max_size=n))
@@ -416,3 +421,63 @@ def test_json_list_of_names_is_split_even_with_one_where_block():
     r = parse_answer(text)
     assert r.answer.objects == ("dog", "cat")
     assert all("[" not in t.name for t in r.answer.tracks)
+
+
+# ------------------------------------------------------------------------------ issue 12, bugs 1 and 2
+# (expected answers written out by hand)
+
+TWO_WHERE = ("<answer>\n<object>man, guitar</object>\n<where>\n0.0: [0.0, 0.0, 10.0, 10.0]\n</where>\n"
+             "<where>\n0.0: [20.0, 20.0, 30.0, 30.0]\n</where>\n</answer>")
+
+
+@pytest.mark.parametrize("prefix", ["", "<think>two objects</think>\n", "Sure! "])
+def test_comma_list_with_as_many_where_blocks_names_two_objects(prefix: str) -> None:
+    r = parse_answer(prefix + TWO_WHERE)
+    assert r.strict_ok == (prefix == "")
+    assert summary(r) == (
+        ("man", "guitar"), [],
+        [("man", [(0.0, [0.0, 0.0, 10.0, 10.0])]), ("guitar", [(0.0, [20.0, 20.0, 30.0, 30.0])])],
+    )
+
+
+def test_several_where_blocks_of_one_object_are_one_track() -> None:
+    text = ("<answer>\n<object>dog</object>\n<where>\n0.0: [0.0, 0.0, 1.0, 1.0]\n</where>\n"
+            "<where>\n1.0: [2.0, 2.0, 3.0, 3.0]\n</where>\n</answer>")
+    for t in (text, "<think>hm</think>" + text):
+        assert summary(parse_answer(t)) == (
+            ("dog",), [], [("dog", [(0.0, [0.0, 0.0, 1.0, 1.0]), (1.0, [2.0, 2.0, 3.0, 3.0])])]
+        )
+
+
+def test_comma_name_of_the_official_file_stays_whole_with_one_where_block() -> None:
+    r = parse_answer(OFFICIAL_S)
+    assert r.strict_ok
+    assert r.answer.objects == ("A man", "a large, round, dark-colored pot")
+    assert [t.name for t in r.answer.tracks] == ["A man", "a large, round, dark-colored pot"]
+
+
+LIST_NAMES = st.sampled_from(["dog", "A man", "a large, round pot", "man, guitar", "[cat, dog]", "x y"])
+
+
+@st.composite
+def list_answers(draw: st.DrawFn) -> Answer:
+    """Strict-valid answers with comma lists and several <where> blocks per object."""
+    objects = draw(st.lists(LIST_NAMES, min_size=1, max_size=3, unique=True))
+    tracks = []
+    for name in objects:
+        for _ in range(draw(st.integers(0, 3))):
+            n = draw(st.integers(0, 3))
+            times = draw(st.lists(st.integers(0, 9).map(float), min_size=n, max_size=n))
+            tracks.append(Track(name, times, np.tile([1.0, 2.0, 3.0, 4.0], (n, 1))))
+    return Answer(tuple(objects), (Span(1.0, 2.0),), tuple(tracks))
+
+
+@settings(max_examples=300, deadline=None)
+@given(list_answers(), st.sampled_from(["<think>two objects</think>", "Answer:\n", "<think>a</think>\n\n"]))
+def test_prose_around_a_strict_answer_never_changes_it(answer: Answer, prefix: str) -> None:
+    text = render_answer(answer)
+    strict = parse_answer(text)
+    assert strict.strict_ok
+    assert parse_answer(prefix + text).answer == strict.answer
+    assert parse_answer(text + "\nDone.").answer == strict.answer
+    assert parse_answer(text, strict=True).answer == strict.answer

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("ravst.synth", "procedural audio-visual clips with exact ground truth"),
     "demo": ("ravst.demo", "run the whole toolkit on a small synthetic set"),
     "report": ("ravst.report.cli", "HTML report of one or more evaluations"),
+    "compare": ("ravst.compare", "paired difference of two evaluations with bootstrap intervals and p-values"),
 }
 
 

@@ -311,6 +311,33 @@ def _t2_row(label: str, tasks: Mapping[str, Any]) -> list[str]:
     )
 
 
+def _ci(v: Any) -> str:
+    return "-" if not v else f"{v[0]:.1f}-{v[1]:.1f}"
+
+
+def _t2_ci_row(label: str, ci: Mapping[str, Any]) -> list[str]:
+    sp, st = ci["spatial"], ci["spatiotemporal"]
+    return [label] + [_ci(sp.get(k)) for k in _T2] + [""] + [_ci(st.get(k)) for k in _T2ST] + [""]
+
+
+def _t3_ci_row(label: str, ci: Mapping[str, Any]) -> list[str]:
+    return [label] + [_ci(ci["temporal"].get(k)) for k in _T3] + [""]
+
+
+def _tube_table(metrics: Mapping[str, Any]) -> str:
+    """Tube vIoU (VidSTG / HC-STVG), beside the paper's columns."""
+    keys = ["m_tube_vIoU", "tube_vIoU@0.3", "tube_vIoU@0.5"]
+    head = ["", "S m_tube_vIoU", "@0.3", "@0.5", "ST m_tube_vIoU", "@0.3", "@0.5"]
+    rows = []
+    for label, tasks in (("lenient", metrics["tasks"]), ("strict", metrics["strict"]["tasks"])):
+        rows.append([label] + [_f(tasks[t].get(k)) for t in ("spatial", "spatiotemporal") for k in keys])
+    ci = metrics.get("ci")
+    if ci:
+        rows.append(["lenient 95% CI"] + [_ci(ci["tasks"][t].get(k)) for t in ("spatial", "spatiotemporal")
+                                          for k in keys])
+    return _table("Tube vIoU (VidSTG / HC-STVG definition; boxes at times without a GT box cost), %", head, rows)
+
+
 def _t3_row(label: str, tasks: Mapping[str, Any]) -> list[str]:
     t = tasks["temporal"]
     return [label] + [_f(t[k]) for k in _T3] + [f"{t['n']}/{t['n_unparsed']}"]
@@ -345,17 +372,31 @@ def format_tables(metrics: Mapping[str, Any]) -> str:
              "ST m_tIoU", "R1@0.3", "R1@0.5", "R1@0.7", "m_vIoU", "AP@0.3", "AP@0.5", "n/excl/unp"]
     head3 = ["", "m_tIoU", "R1@0.3", "R1@0.5", "R1@0.7", "n/unparsed"]
     lenient, strict = metrics["tasks"], metrics["strict"]["tasks"]
+    rows2 = [_t2_row("lenient", lenient), _t2_row("strict", strict)]
+    rows3 = [_t3_row("lenient", lenient), _t3_row("strict", strict)]
+    ci = metrics.get("ci")
+    if ci:
+        rows2.insert(1, _t2_ci_row("lenient 95% CI", ci["tasks"]))
+        rows3.insert(1, _t3_ci_row("lenient 95% CI", ci["tasks"]))
+        rows2.append(_t2_ci_row("strict 95% CI", ci["strict"]["tasks"]))
+        rows3.append(_t3_ci_row("strict 95% CI", ci["strict"]["tasks"]))
+    sel = metrics.get("selection")
     parts = [
         f"protocol {metrics['protocol']}, similarity {metrics['similarity']} (tau {metrics['tau']}), "
         f"{metrics['n_qas']} QAs, {metrics['n_missing']} without prediction, parse rate "
         f"{_f(metrics['parse_rate'])}% lenient / {_f(metrics['parse_rate_strict'])}% strict",
         *_notices(metrics),
+        *([f"selection: tasks {','.join(sel['tasks']) if sel['tasks'] else 'all'}, subset {sel['subset']}"
+           f"{'' if sel['seed'] is None else ' (seed ' + str(sel['seed']) + ')'}: {sel['n_qas']} of "
+           f"{sel['n_qas_in_gt']} QAs"] if sel else []),
+        *([f"95% confidence intervals: bootstrap over videos, {ci['n_bootstrap']} replicates, seed {ci['seed']}"]
+          if ci else []),
         "",
-        _table("Table 2 - audio-visual spatial (left) and spatio-temporal (right) reasoning, %", head2,
-               [_t2_row("lenient", lenient), _t2_row("strict", strict)]),
+        _table("Table 2 - audio-visual spatial (left) and spatio-temporal (right) reasoning, %", head2, rows2),
         "",
-        _table("Table 3 - audio-visual temporal reasoning, %", head3,
-               [_t3_row("lenient", lenient), _t3_row("strict", strict)]),
+        _table("Table 3 - audio-visual temporal reasoning, %", head3, rows3),
+        "",
+        _tube_table(metrics),
     ]
     bd = metrics["breakdowns"]
     kind_rows = [_t2_row(k, bd["kind"][k]["tasks"])[:6] for k in ("spatial-sounding", "spatial-silent")]
@@ -379,7 +420,8 @@ def format_tables(metrics: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------
 # outputs
 
-_CSV_FIELDS = ["t_iou", "object_acc", "object_precision", "object_f1", "v_iou", "spatial_excluded", "n_frames", "parsed"]
+_CSV_FIELDS = ["t_iou", "object_acc", "object_precision", "object_f1", "v_iou", "spatial_excluded", "n_frames", "parsed",
+               "tube_v_iou"]
 
 
 def write_outputs(result: EvalResult, out_dir: Path) -> dict[str, Path]:
@@ -437,6 +479,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--masks-dir", type=Path, default=None,
                         help="AVSBench only: root of the ground-truth PNG masks (boxes come from them)")
     parser.add_argument("--quiet", action="store_true", help="do not print the tables")
+    from ravst.subsets import add_selection_arguments
+
+    add_selection_arguments(parser)
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="add 95%% confidence intervals from N bootstrap replicates over videos (default 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --subset balanced and --bootstrap (default 0)")
 
 
 def _on_unknown(args: argparse.Namespace) -> Any:
@@ -508,11 +556,51 @@ def _check_ids_match(items: Sequence[QAItem], predictions: Sequence[Prediction],
         f"({len(items)} QAs): wrong GT file or --gt-format/--split? predictions: {pred_ex}; GT: {gt_ex}")
 
 
+def _select(items: list[QAItem], args: argparse.Namespace) -> tuple[list[QAItem], dict[str, Any]] | None:
+    """The QAs kept by ``--tasks`` / ``--subset`` and a record of the choice (None: all QAs)."""
+    tasks = getattr(args, "tasks", None)
+    subset = getattr(args, "subset", "all")
+    if tasks is None and subset == "all":
+        return None
+    from ravst.subsets import select
+
+    seed = int(getattr(args, "seed", 0))
+    chosen = select(items, tasks=tasks, subset=subset, seed=seed)
+    if not chosen:
+        raise ValueError(f"{args.gt}: no QA left after --tasks/--subset")
+    names = None if tasks is None else [t.value for t in tasks]
+    record: dict[str, Any] = {"tasks": names, "subset": subset, "seed": seed if subset != "all" else None,
+                              "n_qas_in_gt": len(items), "n_qas": len(chosen)}
+    log.info("scoring %d of %d QAs (tasks %s, subset %s)", len(chosen), len(items),
+             "all" if names is None else ",".join(names), subset)
+    return chosen, record
+
+
+def add_intervals(result: EvalResult, *, n: int, seed: int) -> None:
+    """Add 95 % bootstrap-over-videos intervals of every figure of ``tasks``, ``strict.tasks`` and
+    the parse rates to ``result.metrics["ci"]`` (same layout, ``[lo, hi]`` per figure)."""
+    from ravst.compare import CI_LEVEL, bootstrap_figures, nest
+
+    block: dict[str, Any] = {"method": "bootstrap over videos, percentile interval", "level": CI_LEVEL,
+                             "n_bootstrap": n, "seed": seed}
+    for mode, key in (("lenient", "tasks"), ("strict", "strict")):
+        _, ci = bootstrap_figures(result.rows, mode, n=n, seed=seed)
+        nested = nest(ci)
+        rate = nested.pop("parse_rate")
+        block[key] = nested if mode == "lenient" else {"parse_rate": rate, "tasks": nested}
+        if mode == "lenient":
+            block["parse_rate"] = rate
+    result.metrics["ci"] = block
+
+
 def run(args: argparse.Namespace) -> int:
     from ravst.similarity import get_similarity
 
     try:
         items, n_zero = _load_gt(args)
+        all_ids = {it.qa_id for it in items}
+        picked = _select(items, args)
+        selection: dict[str, Any] | None = None
         predictions = None
         bad_lines: list[int] = []
         if str(args.pred) != "gt":
@@ -521,6 +609,13 @@ def run(args: argparse.Namespace) -> int:
             loaded = load_predictions(Path(args.pred), skip_bad_lines=args.skip_bad_lines)
             predictions, bad_lines = loaded.predictions, [b.line for b in loaded.bad_lines]
             _check_ids_match(items, predictions, Path(args.pred), Path(args.gt))
+        if picked is not None:
+            items, selection = picked
+            kept = {it.qa_id for it in items}
+            if predictions is not None:
+                outside = [p for p in predictions if p.qa_id in all_ids and p.qa_id not in kept]
+                predictions = [p for p in predictions if p.qa_id in kept or p.qa_id not in all_ids]
+                selection["n_predictions_outside"] = len(outside)
         similarity = get_similarity(args.similarity, tau=args.tau, word2vec_path=args.word2vec)
         unav = None
         if args.unav100 is not None:
@@ -541,6 +636,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     result.metrics["gt"] = str(args.gt)
     result.metrics["pred"] = str(args.pred)
+    if selection is not None:
+        result.metrics["selection"] = selection
+    if getattr(args, "bootstrap", 0):
+        try:
+            add_intervals(result, n=args.bootstrap, seed=args.seed)
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 1
     if not args.quiet:
         sys.stdout.write(format_tables(result.metrics))
     if args.out is not None:

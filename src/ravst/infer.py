@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("run")
     g.add_argument("--batch-size", type=int, default=1, help="QAs per model call")
     g.add_argument("--limit", type=int, default=None, help="answer at most this many (new) QAs")
+    from ravst.subsets import add_selection_arguments
+
+    add_selection_arguments(g)  # --tasks, --subset (balanced: drawn with --seed)
     g.add_argument("--retry-errors", action="store_true", help="drop failed records from --out and retry them")
     g.add_argument("--device", default="auto", help="transformers: cuda, cpu or auto")
     g.add_argument("--dtype", default="auto", help="transformers: auto, bfloat16, float16, float32")
@@ -366,6 +369,10 @@ def run(args: argparse.Namespace) -> int:
         if not Path(args.videos).is_dir():
             raise ValueError(f"--videos {args.videos}: no such directory")
         items = read_official(args.qa)
+        if getattr(args, "tasks", None) is not None or getattr(args, "subset", "all") != "all":
+            from ravst.subsets import select
+
+            items = select(items, tasks=args.tasks, subset=args.subset, seed=args.seed)
         template = load_template(args.prompt)
         backend = make_backend(args)
     except (ValueError, OSError) as exc:

@@ -140,12 +140,14 @@ def _floats(match: re.Match[str], line_no: int) -> list[float]:
     return values
 
 
-def _parse_strict_lines(text: str, lines: list[str] | None = None) -> tuple[Answer, bool]:
+def _parse_strict_lines(text: str, lines: list[str] | None = None) -> tuple[Answer, tuple[int, ...]]:
     """Parse the official layout line by line; raise ``_StrictError`` naming the line that breaks
     it. The reference of :func:`_parse_strict`, which calls it to report an error.
 
-    Returns the answer and whether a ``<where>`` block was present. ``lines``: the text already
-    stripped and split at newlines.
+    Returns the layout as written (one object per ``<object>`` line, one track per ``<where>``
+    block, named after its line) and, for each track, the index of its ``<object>`` line
+    (:func:`_name_strict` then applies the naming rules). ``lines``: the text already stripped
+    and split at newlines.
     """
     if lines is None:
         lines = text.strip().split("\n")
@@ -159,6 +161,7 @@ def _parse_strict_lines(text: str, lines: list[str] | None = None) -> tuple[Answ
     objects: list[str] = []
     spans: list[Span] = []
     tracks: list[Track] = []
+    owner: list[int] = []
     i = 1
     while i < last:
         m = _S_OBJECT.fullmatch(lines[i])
@@ -194,17 +197,16 @@ def _parse_strict_lines(text: str, lines: list[str] | None = None) -> tuple[Answ
                 raise _StrictError(f"line {i + 1}: '<where>' block is not closed by '</where>'")
             i += 1
             tracks.append(_track(name, times, boxes))
-    return Answer(tuple(objects), tuple(spans), tuple(tracks)), bool(tracks)
+            owner.append(len(objects) - 1)
+    return Answer(tuple(objects), tuple(spans), tuple(tracks)), tuple(owner)
 
 
-def _parse_strict(text: str) -> tuple[Answer, bool]:
+def _parse_strict(text: str) -> tuple[Answer, tuple[int, ...]]:
     """Parse the official layout; raise ``_StrictError`` naming the line that breaks it.
 
     Same result as :func:`_parse_strict_lines`, faster: each ``<where>`` block is checked with
     one regular-expression match over all its rows and its numbers converted in one go. Any
     departure from the layout is handed to :func:`_parse_strict_lines` for the exact error.
-
-    Returns the answer and whether a ``<where>`` block was present.
     """
     lines = text.strip().split("\n")
     last = len(lines) - 1
@@ -213,6 +215,7 @@ def _parse_strict(text: str) -> tuple[Answer, bool]:
     objects: list[str] = []
     spans: list[Span] = []
     tracks: list[Track] = []
+    owner: list[int] = []
     i = 1
     while i < last:
         m = _S_OBJECT.fullmatch(lines[i])
@@ -247,8 +250,9 @@ def _parse_strict(text: str) -> tuple[Answer, bool]:
                 if not np.isfinite(rows).all():
                     return _parse_strict_lines(text, lines)
             tracks.append(Track(name, rows[:, 0], rows[:, 1:]))
+            owner.append(len(objects) - 1)
             i = close + 1
-    return Answer(tuple(objects), tuple(spans), tuple(tracks)), bool(tracks)
+    return Answer(tuple(objects), tuple(spans), tuple(tracks)), tuple(owner)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,16 +552,84 @@ def _scan_where(content: str, issues: list[str]) -> tuple[list[float], list[list
     return times, boxes
 
 
-def _assign_names(groups: list[tuple[list[str], list[tuple[list[float], list[list[float]]]]]]) -> list[Track]:
+# A group: consecutive ``<object>`` names (as written) and the ``<where>`` blocks that follow
+# them, each block an unnamed track. Strict and lenient parsing both name tracks from groups with
+# :func:`_name_groups`, so a strict-valid text gives the same answer with or without prose around it.
+_Group = tuple[list[str], list[Track]]
+
+
+def _object_names(raws: list[str], n_where: int) -> list[str]:
+    """The object names of a group's ``<object>`` contents: a comma list (or ``[...]`` list)
+    names several objects, except one plain ``<object>`` followed by a number of ``<where>``
+    blocks other than its count of names (a name may hold a comma: five official GT names do)."""
+    names: list[str] = []
+    for raw in raws:
+        parts = _split_names(raw)
+        stripped = raw.strip()
+        bracketed = stripped.startswith("[") and stripped.endswith("]")
+        if len(parts) <= 1 and not bracketed:
+            parts = [raw]  # one name: as written
+        elif len(raws) == 1 and n_where and len(parts) != n_where and not bracketed:
+            parts = [raw]
+        names.extend(parts)
+    return names
+
+
+def _merged(name: str, tracks: list[Track]) -> Track:
+    """One track of ``name`` holding the rows of ``tracks`` in order (several ``<where>`` blocks
+    of one object are one track)."""
+    if len(tracks) == 1:
+        return tracks[0] if tracks[0].name == name else tracks[0].with_name(name)
+    return Track(name, np.concatenate([t.times_s for t in tracks]), np.concatenate([t.xyxy for t in tracks]))
+
+
+def _name_groups(groups: list[_Group]) -> tuple[list[str], list[Track]]:
+    """Object names and named tracks of an answer's groups.
+
+    As many names as blocks: the blocks are the objects' tracks in order. Otherwise every block
+    belongs to the last name of the group and they form ONE track; blocks before any name stay
+    unnamed tracks (``""``), one per block.
+    """
+    objects: list[str] = []
     tracks: list[Track] = []
-    for names, wheres in groups:
+    for raws, wheres in groups:
+        names = _object_names(raws, len(wheres))
+        objects.extend(names)
+        if not wheres:
+            continue
         if len(names) == len(wheres):
-            pairs = list(zip(names, wheres, strict=True))
+            tracks.extend(_merged(name, [w]) for name, w in zip(names, wheres, strict=True))
+        elif names:
+            tracks.append(_merged(names[-1], wheres))
         else:
-            last = names[-1] if names else ""
-            pairs = [(last, w) for w in wheres]
-        tracks.extend(_track(name, times, boxes) for name, (times, boxes) in pairs)
-    return tracks
+            tracks.extend(wheres)
+    return objects, tracks
+
+
+def _name_strict(layout: Answer, owner: tuple[int, ...]) -> Answer:
+    """The answer of a strict-valid text: its layout regrouped like lenient parsing groups it
+    (consecutive ``<object>`` lines with the ``<where>`` blocks after them), then named by
+    :func:`_name_groups`."""
+    objects = layout.objects
+    if len(set(owner)) == len(owner) and not any("," in name or "[" in name for name in objects):
+        # no list of names and at most one block per object line: each block is its line's track
+        return layout
+    by_line: dict[int, list[Track]] = {}
+    for track, line in zip(layout.tracks, owner, strict=True):
+        by_line.setdefault(line, []).append(Track("", track.times_s, track.xyxy))
+    groups: list[_Group] = []
+    raws: list[str] = []
+    wheres: list[Track] = []
+    for line, name in enumerate(objects):
+        if wheres:
+            groups.append((raws, wheres))
+            raws, wheres = [], []
+        raws.append(name)
+        wheres.extend(by_line.get(line, []))
+    if raws or wheres:
+        groups.append((raws, wheres))
+    names, tracks = _name_groups(groups)
+    return Answer(tuple(names), layout.spans, tuple(tracks))
 
 
 def _parse_lenient(text: str) -> ParseResult:
@@ -571,10 +643,10 @@ def _parse_lenient(text: str) -> ParseResult:
         else:
             issues.append("no <object>, <when> or <where> tag")
     # group consecutive object tags with the <where> blocks that follow them
-    raw_groups: list[tuple[list[str], list[tuple[list[float], list[list[float]]]]]] = []
+    raw_groups: list[_Group] = []
     spans: list[Span] = []
     names_run: list[str] = []
-    wheres_run: list[tuple[list[float], list[list[float]]]] = []
+    wheres_run: list[Track] = []
     n_where = 0
     where_budget = _MAX_WHERE_CHARS
     for block in blocks:
@@ -588,25 +660,13 @@ def _parse_lenient(text: str) -> ParseResult:
         elif block.kind == "when":
             spans.extend(_parse_when(block, issues))
         else:
-            wheres_run.append(_parse_where(block, issues, where_budget))
+            wheres_run.append(_track("", *_parse_where(block, issues, where_budget)))
             where_budget -= len(block.content)
             n_where += 1
     if names_run or wheres_run:
         raw_groups.append((names_run, wheres_run))
-    # split comma lists: always when the group has no <where>, else only when the counts agree
-    groups = []
-    objects: list[str] = []
-    for raws, wheres in raw_groups:
-        names: list[str] = []
-        for raw in raws:
-            parts = _split_names(raw)
-            bracketed = raw.strip().startswith("[") and raw.strip().endswith("]")
-            if len(raws) == 1 and wheres and len(parts) != len(wheres) and not bracketed:
-                parts = [raw]  # a plain name may hold a comma (five official GT names do): keep it whole
-            names.extend(parts)
-        objects.extend(names)
-        groups.append((names, wheres))
-    answer = Answer(tuple(objects), tuple(spans), tuple(_assign_names(groups)))
+    objects, tracks = _name_groups(raw_groups)
+    answer = Answer(tuple(objects), tuple(spans), tuple(tracks))
     return _result(answer, strict_ok=False, has_answer=has_answer, has_where=n_where > 0,
                    issues=_count_issues(issues))
 
@@ -636,12 +696,12 @@ def parse_answer(text: str, *, strict: bool = False) -> ParseResult:
         return _result(Answer(), strict_ok=False, has_answer=False, has_where=False,
                        issues=(f"not a string: {type(text).__name__}",))
     try:
-        answer, has_where = _parse_strict(text)
+        layout, owner = _parse_strict(text)
     except _StrictError as err:
         if strict:
             return _result(Answer(), strict_ok=False, has_answer=False, has_where=False, issues=(str(err),))
         return _parse_lenient(text)
-    return _result(answer, strict_ok=True, has_answer=True, has_where=has_where, issues=())
+    return _result(_name_strict(layout, owner), strict_ok=True, has_answer=True, has_where=bool(owner), issues=())
 
 
 def _fmt(value: float) -> str:

@@ -52,11 +52,20 @@ DEFAULT_TAU: dict[str, float] = {
 
 _LEADING_DROP = frozenset(
     "a an the some several many few two three four five six seven eight nine ten eleven twelve "
-    "one multiple various numerous couple".split()
+    "one multiple various numerous".split()
 )
+# "pair of X" / "couple of X" name X; "one of the X" (any dropped word + "of") names X too
+_PAIR_WORDS = frozenset({"pair", "couple"})
 _IRREGULAR = {
     "men": "man",
     "women": "woman",
+    "mens": "man",  # "mens choir" (a possessive written without its apostrophe)
+    "womens": "woman",
+    "childrens": "child",
+    "erhus": "erhu",  # -us plurals of words ending in u (the -us rule keeps "cactus", "chorus")
+    "emus": "emu",
+    "gnus": "gnu",
+    "menus": "menu",
     "people": "person",
     "persons": "person",
     "children": "child",
@@ -85,11 +94,14 @@ _IRREGULAR = {
 _KEEP = frozenset(
     "bus gas glass grass chess class dress boss news series species sheep fish deer aircraft "
     "cello tennis lens canvas chorus cactus octopus walrus bonus virus status atlas iris "
-    "jeans pants scissors shorts glasses trousers clothes binoculars headphones earphones "
-    "cymbals drums".split()
+    "jeans pants scissors shorts glasses trousers clothes binoculars headphones earphones".split()
 )
+# singulars of the plural-only words above: "headphone" and "headphones" are one name
+_TO_PLURAL_ONLY = {"headphone": "headphones", "earphone": "earphones", "binocular": "binoculars",
+                   "trouser": "trousers", "scissor": "scissors"}
 _TOKEN_RE = re.compile(r"[a-z0-9]+")
 _NUMERAL_RE = re.compile(r"^\d+(st|nd|rd|th)?$")
+_POSSESSIVE_RE = re.compile(r"['\u2019]s\b")  # "men's choir" -> "men choir"
 
 
 def singularize(word: str) -> str:
@@ -100,6 +112,8 @@ def singularize(word: str) -> str:
     """
     if word in _IRREGULAR:
         return _IRREGULAR[word]
+    if word in _TO_PLURAL_ONLY:
+        return _TO_PLURAL_ONLY[word]
     if word in _KEEP or len(word) <= 3:
         return word
     if word.endswith("men") and len(word) > 4:
@@ -115,12 +129,24 @@ def singularize(word: str) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def normalize_name(name: str) -> str:
-    """Lower-case, keep letters and digits, drop leading articles / numerals, singularise."""
-    tokens = _TOKEN_RE.findall(name.lower())
-    while len(tokens) > 1 and (tokens[0] in _LEADING_DROP or _NUMERAL_RE.match(tokens[0])):
-        tokens = tokens[1:]
-    if len(tokens) >= 3 and tokens[0] in ("pair", "couple") and tokens[1] == "of":
-        tokens = tokens[2:]
+    """Lower-case, keep letters and digits, drop leading articles / numerals / quantifiers
+    (``"A couple of dogs"``, ``"One of the dogs"`` -> ``"dog"``), singularise.
+
+    >>> [normalize_name(n) for n in ["A couple of dogs", "One of the dogs", "a pair of drums", "Drum"]]
+    ['dog', 'dog', 'drum', 'drum']
+    """
+    tokens = _TOKEN_RE.findall(_POSSESSIVE_RE.sub("", name.lower()))
+    dropped = False
+    while len(tokens) > 1:
+        head = tokens[0]
+        if head in _LEADING_DROP or _NUMERAL_RE.match(head):
+            tokens, dropped = tokens[1:], True
+        elif head in _PAIR_WORDS and len(tokens) >= 3 and tokens[1] == "of":
+            tokens, dropped = tokens[2:], True
+        elif head == "of" and dropped:  # "one of the dogs", "two of the men"
+            tokens = tokens[1:]
+        else:
+            break
     return " ".join(singularize(t) for t in tokens)
 
 

@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 __all__ = [
+    "THRESHOLD_TOL",
     "TIME_TOLERANCE_S",
     "ObjectSpatialScore",
     "assign_timestamps",
+    "at_least",
     "box_area",
     "box_iou",
     "frame_iou",
@@ -36,10 +37,40 @@ __all__ = [
     "span_iou",
     "temporal_iou",
     "track_frame_ious",
+    "unserved_pred_frames",
 ]
 
 TIME_TOLERANCE_S = 0.5
 """A predicted timestamp serves a GT timestamp when it is the nearest one within this distance."""
+
+THRESHOLD_TOL = 1e-10
+"""Slack of every threshold decision (R1@t, AP@t, tube_vIoU@t): ``iou >= t - THRESHOLD_TOL``.
+
+IoUs of decimal inputs are ratios of decimals that binary floats cannot hold exactly (GT
+[0.0, 1.6] vs [0.0, 0.8] computed as ``len_p + len_g - inter`` is 0.49999999999999994). An IoU
+of one-decimal times (seconds) or one-decimal box coordinates up to 1920 x 1080 pixels that is
+truly below t is below it by at least 2.5e-10, while float rounding errors are below 1e-12, so
+with this slack every decision equals the one of exact arithmetic (tested against
+``fractions.Fraction``)."""
+
+
+def at_least(values: object, threshold: float) -> np.ndarray:
+    """``values >= threshold`` decided as exact arithmetic on decimal inputs would
+    (:data:`THRESHOLD_TOL`).
+
+    >>> at_least([0.49999999999999994, 0.4999], 0.5).tolist()
+    [True, False]
+    """
+    return np.asarray(values, dtype=np.float64) >= threshold - THRESHOLD_TOL
+
+
+def _linear_sum_assignment(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scipy's Hungarian solver (maximising), imported on first use (scipy.optimize takes
+    ~0.4 s to import, too much for ``ravst --help``)."""
+    from scipy.optimize import linear_sum_assignment
+
+    rows, cols = linear_sum_assignment(score, maximize=True)
+    return rows, cols
 
 _ONE = np.zeros(1, dtype=np.intp)
 _ONE.setflags(write=False)
@@ -76,7 +107,9 @@ def iou_1d(a: object, b: object) -> np.ndarray:
     )
     len_a = np.clip(a[:, 1] - a[:, 0], 0.0, None)
     len_b = np.clip(b[:, 1] - b[:, 0], 0.0, None)
-    union = len_a[:, None] + len_b[None, :] - inter
+    # overlapping intervals: the union is their hull, one subtraction (exact for [0, 1.6] vs [0, 0.8])
+    hull = np.maximum(a[:, None, 1], b[None, :, 1]) - np.minimum(a[:, None, 0], b[None, :, 0])
+    union = np.where(inter > 0, hull, len_a[:, None] + len_b[None, :] - inter)
     out = np.zeros_like(inter)
     np.divide(inter, union, out=out, where=union > 0)
     return out
@@ -117,6 +150,8 @@ def temporal_iou(pred_spans: object, gt_span: object) -> float:
     if merged.shape[0] == 0:
         return 0.0
     g0, g1 = float(gt[0, 0]), float(gt[0, 1])
+    if merged.shape[0] == 1:
+        return span_iou(float(merged[0, 0]), float(merged[0, 1]), g0, g1)
     inter = float(np.clip(np.minimum(merged[:, 1], g1) - np.maximum(merged[:, 0], g0), 0.0, None).sum())
     union = float((merged[:, 1] - merged[:, 0]).sum()) + max(g1 - g0, 0.0) - inter
     return inter / union if union > 0 else 0.0
@@ -131,8 +166,9 @@ def span_iou(start_s: float, end_s: float, gt_start_s: float, gt_end_s: float) -
     if end_s < start_s:
         return 0.0
     inter = max(min(end_s, gt_end_s) - max(start_s, gt_start_s), 0.0)
-    union = (end_s - start_s) + max(gt_end_s - gt_start_s, 0.0) - inter
-    return inter / union if union > 0 else 0.0
+    if inter > 0:  # overlapping: the union is the hull (one subtraction, no float-union artefact)
+        return inter / (max(end_s, gt_end_s) - min(start_s, gt_start_s))
+    return 0.0
 
 
 def box_area(boxes: object) -> np.ndarray:
@@ -180,7 +216,7 @@ def match_one_to_one(score: object, *, min_score: float | None = None) -> tuple[
         k = int(s.argmax())
         rows, cols = (np.array([0]), np.array([k])) if s.shape[0] == 1 else (np.array([k]), np.array([0]))
     else:
-        rows, cols = linear_sum_assignment(s, maximize=True)
+        rows, cols = _linear_sum_assignment(s)
     keep = s[rows, cols] > 0 if min_score is None else s[rows, cols] >= max(min_score, np.finfo(float).tiny)
     return rows[keep], cols[keep]
 
@@ -203,7 +239,7 @@ def frame_iou(pred_boxes: object, gt_boxes: object) -> float:
     ious = box_iou(g, p)
     if min(ious.shape) == 1:
         return float(ious.max()) / denom
-    r, c = linear_sum_assignment(ious, maximize=True)
+    r, c = _linear_sum_assignment(ious)
     return float(ious[r, c].sum()) / denom
 
 
@@ -287,10 +323,32 @@ def track_frame_ious(
         matched = block_max.copy()
         for f in multi:
             sub = ious[np.ix_(ginv == f, pinv == assign[f])]
-            r, c = linear_sum_assignment(sub, maximize=True)
+            r, c = _linear_sum_assignment(sub)
             matched[f] = sub[r, c].sum()
     denom = np.maximum(n_gt, n_pred)
     return np.where(served, matched / denom, 0.0)
+
+
+def unserved_pred_frames(
+    pred_times_s: object,
+    pred_xyxy: object,
+    gt_times_s: object,
+    gt_xyxy: object,
+    tol_s: float = TIME_TOLERANCE_S,
+) -> int:
+    """How many predicted frames (distinct times with a non-empty box) serve no scorable GT frame
+    of the object (:func:`track_frame_ious`' matching): the extra frames tube vIoU counts.
+
+    >>> unserved_pred_frames([0.0, 1.0, 5.0], [[0, 0, 1, 1]] * 3, [0.0, 1.0], [[0, 0, 1, 1]] * 2)
+    1
+    """
+    pr_t = np.asarray(pred_times_s, dtype=np.float64).reshape(-1)[box_area(pred_xyxy) > 0]
+    if pr_t.shape[0] == 0:
+        return 0
+    gt_t = np.asarray(gt_times_s, dtype=np.float64).reshape(-1)[box_area(gt_xyxy) > 0]
+    ptimes = np.unique(pr_t)
+    assign = assign_timestamps(ptimes, np.unique(gt_t), tol_s)
+    return int(ptimes.shape[0] - np.unique(assign[assign >= 0]).shape[0])
 
 
 def _increasing(t: np.ndarray) -> bool:
@@ -326,9 +384,9 @@ def object_spatial_score(frame_ious: object, thresholds: Sequence[float] = (0.3,
     f = np.asarray(frame_ious, dtype=np.float64).reshape(-1)
     if f.shape[0] == 0:
         return ObjectSpatialScore(0, 0.0, tuple(0.0 for _ in thresholds))
-    n = f.shape[0]  # same numbers as f.mean() and (f >= t).mean(): a sum divided by n
+    n = f.shape[0]  # same numbers as f.mean() and at_least(f, t).mean(): a sum divided by n
     return ObjectSpatialScore(
-        n, float(f.sum()) / n, tuple(int(np.count_nonzero(f >= t)) / n for t in thresholds)
+        n, float(f.sum()) / n, tuple(int(np.count_nonzero(at_least(f, t))) / n for t in thresholds)
     )
 
 
@@ -372,8 +430,12 @@ def batch_temporal_iou(owner: object, pred_spans: object, gt_spans: object) -> n
     inter = np.maximum(np.minimum(b_end, g[:, 1]) - np.maximum(b_start, g[:, 0]), 0.0)
     inter_q = np.bincount(b_own, weights=inter, minlength=q)
     len_q = np.bincount(b_own, weights=b_end - b_start, minlength=q)
-    has = np.bincount(b_own, minlength=q) > 0
+    n_blocks = np.bincount(b_own, minlength=q)
+    has = n_blocks > 0
     union = len_q + np.maximum(gt[:, 1] - gt[:, 0], 0.0) - inter_q
+    # one block overlapping the GT: the union is the hull (as span_iou)
+    one = np.flatnonzero((n_blocks[b_own] == 1) & (inter > 0))
+    union[b_own[one]] = np.maximum(b_end[one], g[one, 1]) - np.minimum(b_start[one], g[one, 0])
     np.divide(inter_q, union, out=out, where=has & (union > 0))
     return out
 
@@ -487,7 +549,7 @@ def _match_blocks(
     for k in np.flatnonzero(dup & (np.minimum(ng, npr) > 2)).tolist():
         s0, rows, cols = int(seg[k]), int(ng[k]), int(npr[k])
         block = pair_iou[s0 : s0 + rows * cols].reshape(rows, cols)
-        r, c = linear_sum_assignment(block, maximize=True)
+        r, c = _linear_sum_assignment(block)
         matched[at[k]] = block[r, c].sum()
 
 
@@ -669,3 +731,42 @@ def batch_match_one_to_one(
     ma, mb = np.concatenate(extra_a), np.concatenate(extra_b)
     order = np.argsort(ma, kind="stable")
     return ma[order], mb[order]
+
+
+def batch_unserved_pred_frames(
+    gt_obj: object,
+    gt_times_s: object,
+    gt_xyxy: object,
+    pred_obj: object,
+    pred_times_s: object,
+    pred_xyxy: object,
+    n_obj: int,
+    tol_s: float = TIME_TOLERANCE_S,
+) -> np.ndarray:
+    """:func:`unserved_pred_frames` of many objects at once (ids as in :func:`batch_frame_ious`;
+    a predicted id without GT rows has all its frames unserved). Returns (n_obj,) counts."""
+    go, gt_t, _, _ = _sorted_rows(gt_obj, gt_times_s, gt_xyxy)
+    po, pt, _, _ = _sorted_rows(pred_obj, pred_times_s, pred_xyxy)
+    out = np.zeros(n_obj, dtype=np.intp)
+    if po.shape[0] == 0:
+        return out
+    _, p_start = _frames(po, pt)
+    pf_obj, pf_t = po[p_start], pt[p_start]
+    n_pf = pf_obj.shape[0]
+    used = np.zeros(n_pf, dtype=bool)
+    if go.shape[0]:
+        _, f_start = _frames(go, gt_t)
+        f_obj, f_t = go[f_start], gt_t[f_start]
+        lo = min(float(pf_t.min()), float(f_t.min()))
+        big = max(float(pf_t.max()), float(f_t.max())) - lo + 2 * tol_s + 1.0
+        key_p = pf_obj * big + (pf_t - lo)
+        key_f = f_obj * big + (f_t - lo)
+        right = np.searchsorted(key_p, key_f, side="left").clip(0, n_pf - 1)
+        left = (right - 1).clip(0, None)
+        d_left = np.where(pf_obj[left] == f_obj, np.abs(f_t - pf_t[left]), np.inf)
+        d_right = np.where(pf_obj[right] == f_obj, np.abs(pf_t[right] - f_t), np.inf)
+        best = np.where(d_left <= d_right, left, right)
+        served = np.minimum(d_left, d_right) <= tol_s + 1e-9
+        used[best[served]] = True
+    np.add.at(out, pf_obj[~used], 1)
+    return out

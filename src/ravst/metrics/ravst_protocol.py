@@ -27,21 +27,25 @@ from typing import Any, Protocol
 import numpy as np
 
 from ravst.metrics.functional import (
+    at_least,
     batch_frame_ious,
     batch_match_one_to_one,
     batch_temporal_iou,
+    batch_unserved_pred_frames,
     match_one_to_one,
     object_spatial_score,
     segment_pairs,
     span_iou,
     temporal_iou,
     track_frame_ious,
+    unserved_pred_frames,
 )
 from ravst.types import Answer, QAItem, Task, Track
 
 __all__ = [
     "KINDS",
     "R1_THRESHOLDS",
+    "TUBE_THRESHOLDS",
     "V_THRESHOLDS",
     "HasAnswer",
     "QAScore",
@@ -58,6 +62,8 @@ R1_THRESHOLDS = (0.3, 0.5, 0.7)
 """tIoU thresholds of the temporal ``R1@t`` figures."""
 V_THRESHOLDS = (0.3, 0.5)
 """Frame-IoU thresholds of the spatial ``AP@t`` figures (a per-frame hit rate, see docs)."""
+TUBE_THRESHOLDS = (0.3, 0.5)
+"""Tube-vIoU thresholds of ``tube_vIoU@t`` (share of QAs whose tube vIoU >= t, as VidSTG / HC-STVG)."""
 KINDS = ("temporal", "spatial-sounding", "spatial-silent", "spatiotemporal")
 
 
@@ -78,7 +84,9 @@ class QAScore:
 
     ``parsed`` is False when the answer had none of the fields the task is scored on (or no
     prediction at all). ``spatial_excluded`` is True when the GT has no scorable frame; then
-    ``v_iou`` and ``ap`` are None.
+    ``v_iou``, ``ap`` and ``tube_v_iou`` are None. ``tube_v_iou`` (VidSTG / HC-STVG tube vIoU):
+    sum of frame IoUs over the GT frames / (GT frames + predicted frames that serve no GT frame),
+    pooled over the QA's objects (predicted tracks given to no GT object count all their frames).
     """
 
     qa_id: str
@@ -95,6 +103,7 @@ class QAScore:
     n_gt_objects: int = 0
     n_pred_objects: int = 0
     n_matched_objects: int = 0
+    tube_v_iou: float | None = None
 
     @property
     def task(self) -> str:
@@ -174,30 +183,39 @@ def assign_tracks(
 
 def _spatial(
     pred_tracks: Sequence[Track], gt_tracks: Sequence[Track], similarity: _Similarity, *, by_order: bool
-) -> tuple[float | None, tuple[float, ...] | None, int]:
+) -> tuple[float | None, tuple[float, ...] | None, int, float | None]:
+    """(vIoU, AP@t, scorable frames, tube vIoU) of one QA; the first, second and last are None
+    when the GT has no scorable frame."""
     assigned = assign_tracks(pred_tracks, gt_tracks, similarity, by_order=by_order)
     v_ious: list[float] = []
     hits: list[tuple[float, ...]] = []
     n_frames = 0
+    tube_sum = 0.0
+    extra = 0  # predicted frames that serve no GT frame
     for j, g in enumerate(gt_tracks):
         i = assigned[j]
         if i >= 0:
             p = pred_tracks[i]
             f = track_frame_ious(p.times_s, p.xyxy, g.times_s, g.xyxy)
+            extra += unserved_pred_frames(p.times_s, p.xyxy, g.times_s, g.xyxy)
         else:
             f = track_frame_ious((), (), g.times_s, g.xyxy)
         if f.shape[0] == 0:
             continue  # this GT object has no scorable frame
         s = object_spatial_score(f, V_THRESHOLDS)
         n_frames += s.n_frames
+        tube_sum += float(f.sum())
         v_ious.append(s.v_iou)
         hits.append(s.hit_rates)
+    for i in set(range(len(pred_tracks))) - set(assigned):
+        extra += unserved_pred_frames(pred_tracks[i].times_s, pred_tracks[i].xyxy, (), ())
     if not v_ious:
-        return None, None, 0
+        return None, None, 0, None
+    tube = tube_sum / (n_frames + extra)
     if len(v_ious) == 1:  # the mean of one value is that value
-        return v_ious[0], hits[0], n_frames
+        return v_ious[0], hits[0], n_frames, tube
     ap = tuple(float(v) for v in np.mean(np.asarray(hits), axis=0))
-    return float(np.mean(v_ious)), ap, n_frames
+    return float(np.mean(v_ious)), ap, n_frames, tube
 
 
 def score_qa(item: QAItem, parsed: HasAnswer | None, similarity: _Similarity) -> QAScore:
@@ -224,8 +242,8 @@ def score_qa(item: QAItem, parsed: HasAnswer | None, similarity: _Similarity) ->
             n_matched_objects=m,
         )
     if item.task in (Task.SPATIAL, Task.SPATIOTEMPORAL):
-        v, ap, n = _spatial(answer.tracks, gt.tracks, similarity, by_order=item.task is Task.SPATIOTEMPORAL)
-        fields.update(v_iou=v, ap=ap, n_frames=n, spatial_excluded=v is None)
+        v, ap, n, tube = _spatial(answer.tracks, gt.tracks, similarity, by_order=item.task is Task.SPATIOTEMPORAL)
+        fields.update(v_iou=v, ap=ap, n_frames=n, spatial_excluded=v is None, tube_v_iou=tube)
     return QAScore(**fields)
 
 
@@ -398,7 +416,19 @@ def score_batch(
     has = nf > 0
     denom = np.maximum(nf, 1)
     o_v = np.bincount(f_obj, weights=f_iou, minlength=n_obj) / denom
-    o_h = [np.bincount(f_obj, weights=(f_iou >= t).astype(np.float64), minlength=n_obj) / denom for t in V_THRESHOLDS]
+    o_h = [np.bincount(f_obj, weights=at_least(f_iou, t).astype(np.float64), minlength=n_obj) / denom
+           for t in V_THRESHOLDS]
+    # tube vIoU: predicted frames serving no GT frame (ids >= n_obj: tracks given to no GT object)
+    p_id = target.copy()
+    spare = np.flatnonzero(p_id < 0)
+    p_id[spare] = n_obj + np.arange(spare.shape[0])
+    a_len, a_t, a_b = rows_of(p_tracks)
+    unserved = batch_unserved_pred_frames(
+        np.repeat(np.arange(n_obj), g_len), g_t, g_b, np.repeat(p_id, a_len), a_t, a_b, n_obj + spare.shape[0]
+    )
+    id_qa = np.concatenate([g_seg, p_seg[spare]]).astype(np.intp)
+    q_extra = np.bincount(id_qa, weights=unserved, minlength=ns)
+    q_iou_sum = np.bincount(g_seg, weights=np.bincount(f_obj, weights=f_iou, minlength=n_obj), minlength=ns)
     qa_of = g_seg[has]
     q_cnt = np.bincount(qa_of, minlength=ns)
     q_den = np.maximum(q_cnt, 1)
@@ -407,15 +437,17 @@ def score_batch(
     q_h = list(zip(*[(np.bincount(qa_of, weights=h[has], minlength=ns) / q_den).tolist() for h in o_h],
                    strict=True)) if ns else []
     q_cnt_l = q_cnt.tolist()
+    q_tube = (q_iou_sum / np.maximum(np.asarray(q_frames, dtype=np.float64) + q_extra, 1.0)).tolist()
     # ---- one QAScore per QA
     v_col, ap_col, ex_col, nf_col = list(none_col), list(none_col), [False] * n, list(zero_col)
+    tube_col = list(none_col)
     for k, i in enumerate(s_rows):
         if q_cnt_l[k]:
-            v_col[i], ap_col[i], nf_col[i] = q_v[k], q_h[k], q_frames[k]
+            v_col[i], ap_col[i], nf_col[i], tube_col[i] = q_v[k], q_h[k], q_frames[k], q_tube[k]
         else:
             ex_col[i] = True
     return list(map(QAScore, [it.qa_id for it in items], [it.kind for it in items], parsed_ok, t_iou,
-                    o_acc, o_prec, o_f1, v_col, ap_col, ex_col, nf_col, o_ng, o_np, o_m))
+                    o_acc, o_prec, o_f1, v_col, ap_col, ex_col, nf_col, o_ng, o_np, o_m, tube_col))
 
 
 def _pct(values: Iterable[float]) -> float | None:
@@ -429,7 +461,7 @@ def _temporal_block(scores: Sequence[QAScore]) -> dict[str, Any]:
     t = [s.t_iou for s in scores if s.t_iou is not None]
     out: dict[str, Any] = {"n": len(scores), "n_unparsed": sum(not s.parsed for s in scores), "m_tIoU": _pct(t)}
     for th in R1_THRESHOLDS:
-        out[f"R1@{th}"] = _pct(float(v >= th) for v in t)
+        out[f"R1@{th}"] = _pct(at_least(t, th).astype(np.float64))
     return out
 
 
@@ -442,6 +474,10 @@ def _spatial_block(scores: Sequence[QAScore]) -> dict[str, Any]:
     }
     for k, th in enumerate(V_THRESHOLDS):
         out[f"AP@{th}"] = _pct(s.ap[k] for s in kept if s.ap is not None)
+    tube = [s.tube_v_iou for s in kept if s.tube_v_iou is not None]
+    out["m_tube_vIoU"] = _pct(tube)
+    for th in TUBE_THRESHOLDS:
+        out[f"tube_vIoU@{th}"] = _pct(at_least(tube, th).astype(np.float64))
     return out
 
 

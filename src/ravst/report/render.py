@@ -37,6 +37,7 @@ T2_SPATIAL = (("object_acc", "Object Accuracy"), ("m_vIoU", "m_vIoU"), ("AP@0.3"
 T2_ST = (("m_tIoU", "m_tIoU"), ("R1@0.3", "R1@0.3"), ("R1@0.5", "R1@0.5"), ("R1@0.7", "R1@0.7"),
          ("m_vIoU", "m_vIoU"), ("AP@0.3", "AP@0.3"), ("AP@0.5", "AP@0.5"))
 T3 = (("m_tIoU", "m_tIoU"), ("R1@0.3", "R1@0.3"), ("R1@0.5", "R1@0.5"), ("R1@0.7", "R1@0.7"))
+TUBE = (("m_tube_vIoU", "m_tube_vIoU"), ("tube_vIoU@0.3", "tube_vIoU@0.3"), ("tube_vIoU@0.5", "tube_vIoU@0.5"))
 MATCH_TOL_S = 0.5  # a predicted box time serves a frame within this many seconds (metric protocol)
 
 CSS = """
@@ -141,7 +142,44 @@ def _main_tables(runs: Sequence[EvalRun], strict: bool) -> str:
         f"{r.name}: {r.path / 'metrics.json'} (protocol {r.metrics.get('protocol')}, similarity "
         f"{r.metrics.get('similarity')}, tau {r.metrics.get('tau')})" for r in runs)
     return (f"<h3>Table 2 layout ({esc(label)}), %</h3>{t2}<h3>Table 3 layout ({esc(label)}), %</h3>{t3}"
+            f"{_tube_and_ci(runs, strict, label)}"
             f"<h3>Counts ({esc(label)})</h3>{tc}" + source(f"ravst eval, read from {srcs}"))
+
+
+def _ci_cell(v: Any) -> str:
+    return "-" if not v else f"{float(v[0]):.2f}-{float(v[1]):.2f}"
+
+
+def _tube_and_ci(runs: Sequence[EvalRun], strict: bool, label: str) -> str:
+    """Tube vIoU beside the paper's columns and, for runs evaluated with --bootstrap, the 95 %
+    intervals of every Table 2 / 3 / tube figure."""
+    out = []
+    rows, vals = [], []
+    for run in runs:
+        t = _tasks(run, strict)
+        v = [t["spatial"].get(k) for k, _ in TUBE] + [t["spatiotemporal"].get(k) for k, _ in TUBE]
+        rows.append([run.name, *(_f(x) for x in v)])
+        vals.append(v)
+    if any(x is not None for v in vals for x in v):
+        out.append(f"<h3>Tube vIoU, VidSTG / HC-STVG definition ({esc(label)}), %</h3>")
+        out.append(table(["Method", *(h for _, h in TUBE), *(h for _, h in TUBE)], rows,
+                         groups=[("", 1), ("Spatial", 3), ("Spatio-temporal", 3)], best=_best_cells(vals)))
+    ci_rows = []
+    for run in runs:
+        ci = run.metrics.get("ci")
+        if not ci:
+            continue
+        block = ci["strict"]["tasks"] if strict else ci["tasks"]
+        cells = [block["spatial"].get(k) for k, _ in T2_SPATIAL] + [block["spatiotemporal"].get(k) for k, _ in T2_ST]
+        cells += [block["temporal"].get(k) for k, _ in T3]
+        cells += [block["spatial"].get(k) for k, _ in TUBE] + [block["spatiotemporal"].get(k) for k, _ in TUBE]
+        ci_rows.append([f"{run.name} (x{ci['n_bootstrap']}, seed {ci['seed']})", *(_ci_cell(c) for c in cells)])
+    if ci_rows:
+        head = [h for _, h in T2_SPATIAL] + [h for _, h in T2_ST] + [h for _, h in T3] + [h for _, h in TUBE] * 2
+        out.append(f"<h3>95 % confidence intervals, bootstrap over videos ({esc(label)}), %</h3>")
+        out.append(table(["Method", *head], ci_rows, groups=[
+            ("", 1), ("Spatial", 4), ("Spatio-temporal", 7), ("Temporal", 4), ("Tube S", 3), ("Tube ST", 3)]))
+    return "".join(out)
 
 
 def _bd(run: EvalRun, axis: str, group: str, task: str, key: str) -> float | None:
