@@ -117,7 +117,83 @@ def test_box2_prompt_is_the_papers_text() -> None:
     def norm(s: str) -> str:
         return re.sub(r"\s+", " ", s).strip()
 
-    assert norm(BOX2_INSTRUCTION) == norm(paper[start:end])
+    # the paper's PDF-extraction artefacts, and their fix (the released trainer's spelling)
+    fixes = {"\u2018": "'", "\u2019": "'", "dog </object>": "dog</object>", "cat </object>": "cat</object>",
+             "<where>for": "<where> for", "<when>and": "<when> and"}
+    text = paper[start:end]
+    assert all(bad in text for bad in fixes)  # the artefacts are really in the paper
+    for bad, good in fixes.items():
+        text = text.replace(bad, good)
+    assert norm(BOX2_INSTRUCTION) == norm(text)
+    assert not any(bad in BOX2_INSTRUCTION for bad in fixes)
+
+
+# The released trainer's strings as its source writes them (zhlllau/R-AVST,
+# AVST-Zero/src/open_r1/trainer/grpo_trainer_video_gqa.py): Python literal syntax, so the test
+# reads them through the parser, independently of how prompts.py builds them.
+RELEASED_SYSTEM_SRC = (
+                '''You are an expert in audio-visual video grounding.
+
+                For each question, output within <answer></answer>:
+                - <object>: grounded object(s), e.g. 'man', 'dog', separated by commas
+                - <when>: [start, end] in seconds, 1 decimal
+                - <where> for each object by each second within the object appearing duration:
+                timestamp: [x1, y1, x2, y2]
+
+                Only include tags <object>, <when> and <where>. No extra text.
+
+                Example:
+                <answer>
+                <when>[10.0,20.5]</when>
+                <object>dog</object>
+                <where>
+                10.0: [100,200,300,400]
+                11.0: [109,280,320,432]
+                12.0: [100,200,300,400]
+                </where>
+                <object>cat</object>
+                <where>
+                12.5: [50,60,150,160]
+                13.5: [55,62,140,150]
+                </where>
+                </answer>'''
+)
+RELEASED_QUESTION_SRC = """
+    'Q: [QUESTION]\n\n'
+    'Please answer based on the video content using the specified XML-style format.'
+"""
+
+
+def test_released_template_reproduces_the_trainer() -> None:
+    from ravst.models.qwen import chat_messages
+
+    t = get_template("released")
+    q = "During the event of 'dog barking', what objects are sounding? {not a placeholder}"
+    assert t.render_system() == RELEASED_SYSTEM_SRC
+    assert t.render_user(question=q) == RELEASED_QUESTION_SRC.replace("[QUESTION]", q)
+    assert not t.video_first
+    # the trainer's conversation: system turn, then the question text BEFORE the video
+    messages = chat_messages(t.render_system(), t.render_user(question=q), video_first=t.video_first)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert [c["type"] for c in messages[1]["content"]] == ["text", "video"]
+    assert [c["type"] for c in chat_messages("s", "u")[1]["content"]] == ["video", "text"]
+
+
+def test_released_template_reaches_the_model_inputs(videos_dir: Path) -> None:
+    """infer requests carry the template's video position to the backends (here: openai's body)."""
+    from ravst.infer import _requests
+    from ravst.models.openai_backend import chat_payload
+    from ravst.models.qwen import GenerationSettings
+    from ravst.types import Answer, QAItem, Task
+
+    item = QAItem(qa_id="videollama_dog_barking/0/temporal/0", video="videollama_dog_barking", duration_s=7.1,
+                  event_index=0, event_num=1, task=Task.TEMPORAL, k=0, question="When?", answer=Answer())
+    (req,) = list(_requests([item], videos_dir, get_template("released")))
+    assert not isinstance(req, tuple) and req.video_first is False and req.user.startswith("\n    'Q: When?")
+    video = sample_video(req.video_path, SamplingConfig(fps=1.0, max_pixels=12544))
+    body = chat_payload("m", req.system, req.user, video, GenerationSettings(), video_first=req.video_first)
+    parts = body["messages"][1]["content"]
+    assert parts[0] == {"type": "text", "text": req.user} and parts[-1]["type"] == "image_url"
 
 
 def test_templates_render_and_load(tmp_path: Path) -> None:
@@ -130,8 +206,10 @@ def test_templates_render_and_load(tmp_path: Path) -> None:
     custom = load_template(str(spec))
     assert custom.name == "p" and custom.render_user(question="When?", duration_s=12.34) == "When? (clip of 12.3 s)"
     yaml_spec = tmp_path / "p.yaml"
-    yaml_spec.write_text("user: 'Video {video}: {question}'\n")
-    assert load_template(str(yaml_spec)).render_user(question="q", video="v1") == "Video v1: q"
+    yaml_spec.write_text("user: 'Video {video}: {question}'\nvideo_first: false\n")
+    loaded = load_template(str(yaml_spec))
+    assert loaded.render_user(question="q", video="v1") == "Video v1: q" and loaded.video_first is False
+    assert custom.video_first is True
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"user": "no placeholder"}))
     with pytest.raises(ValueError, match="question"):

@@ -25,8 +25,8 @@ from ravst.models.sampling import (
     VIDEO_TOTAL_PIXELS,
     SamplingConfig,
     frame_budget_pixels,
-    sample_frame_indices,
     sample_fps,
+    sample_frame_indices,
     sample_video,
     smart_resize,
 )

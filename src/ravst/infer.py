@@ -213,7 +213,7 @@ def _requests(items: Iterable[QAItem], videos_dir: Path, template: PromptTemplat
             continue
         system = template.render_system(question=item.question, duration_s=item.duration_s, video=item.video)
         user = template.render_user(question=item.question, duration_s=item.duration_s, video=item.video)
-        yield InferRequest(item, path, system, user)
+        yield InferRequest(item, path, system, user, video_first=template.video_first)
 
 
 def run_inference(
