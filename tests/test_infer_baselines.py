@@ -212,7 +212,6 @@ def test_av_signal_decodes_each_video_once(unav_video: Path, monkeypatch: pytest
     """Issue 10: one decode pass per video, whatever the number of spatial QAs; the boxes are the
     ones a separate decode of the frames at t and t + 0.2 s gives (the per-QA way)."""
     import ravst.media.video as video
-    from ravst.media.video import read_frames_at
     from ravst.models.baselines import MOTION_DT_S, MOTION_MAX_SIDE
     from ravst.types import Answer, QAItem
 
@@ -235,11 +234,21 @@ def test_av_signal_decodes_each_video_once(unav_video: Path, monkeypatch: pytest
         answers.append(backend.answer(item, unav_video))
     assert len(calls) == 1  # one pass for three QAs
     monkeypatch.setattr(video, "iter_frames_at", real_iter)
+    # reference: PyAV's own planar YUV array (its luma rows), area-shrunk, first frame at or after t
+    import av
+    import cv2
+
+    with av.open(str(unav_video)) as container:
+        every = [(float(f.time), f.to_ndarray(format="yuv420p")[: f.height]) for f in container.decode(video=0)]
+
+    def frame_at(t: float) -> np.ndarray:
+        luma = next((img for ft, img in every if ft >= t - 1e-6), every[-1][1])
+        return cv2.resize(luma, (MOTION_MAX_SIDE, 120), interpolation=cv2.INTER_AREA)
+
     for span, answer in zip(spans, answers, strict=True):
         track = answer.tracks[0]
         for t, box in zip(track.times_s, track.xyxy, strict=True):
-            (a, b), _ = read_frames_at(unav_video, [t, t + MOTION_DT_S], max_side=MOTION_MAX_SIDE)
+            a, b = frame_at(float(t)), frame_at(float(t) + MOTION_DT_S)
             ref = motion_box(a, b)
-            sx, sy = 320 / a.shape[1], 240 / a.shape[0]
-            expected = [80.0, 60.0, 240.0, 180.0] if ref is None else [ref[0] * sx, ref[1] * sy, ref[2] * sx, ref[3] * sy]
+            expected = [80.0, 60.0, 240.0, 180.0] if ref is None else [v * 2 for v in ref]  # 160 -> 320 px
             np.testing.assert_allclose(box, np.round(expected, 1), err_msg=f"{span} at {t}")

@@ -212,9 +212,11 @@ def _check_times(path: str | Path, times_s: Iterable[float]) -> list[float]:
 
 
 def iter_frames_at(
-    path: str | Path, times_s: Iterable[float], *, max_side: int | None = None
+    path: str | Path, times_s: Iterable[float], *, max_side: int | None = None, gray: bool = False
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield ``(real_time_s, rgb_uint8_HxWx3)`` for each requested time, in ascending time order.
+    """Yield ``(real_time_s, rgb_uint8_HxWx3)`` for each requested time, in ascending time order
+    (``gray``: the frame's luma plane ``HxW`` instead, no colour conversion; shrunk by area
+    averaging when ``max_side`` is given).
 
     For a time ``t`` the frame is the first one whose timestamp is ``>= t``. Past the end of a
     complete stream it is the last frame (counted in a WARNING line); a time more than one frame
@@ -250,7 +252,7 @@ def iter_frames_at(
                 last, last_time = frame, t
                 if t + _EPS_S < wanted[next_i]:
                     continue
-                image = _to_rgb(frame, max_side)
+                image = _convert(frame, max_side, gray)
                 while next_i < len(wanted) and t + _EPS_S >= wanted[next_i]:
                     yield t, image
                     next_i += 1
@@ -266,7 +268,7 @@ def iter_frames_at(
         for t in wanted[next_i:]:
             end.check(t)
         end.report()
-        image = _to_rgb(last, max_side)
+        image = _convert(last, max_side, gray)
         while next_i < len(wanted):
             yield last_time, image
             next_i += 1
@@ -334,6 +336,28 @@ def iter_frames_by_index(path: str | Path, indices: Iterable[int]) -> Iterator[t
             next_i += 1
     finally:
         container.close()
+
+
+_PLANAR_8BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray"})
+
+
+def _convert(frame: Any, max_side: int | None, gray: bool) -> np.ndarray:
+    return _to_gray(frame, max_side) if gray else _to_rgb(frame, max_side)
+
+
+def _to_gray(frame: Any, max_side: int | None) -> np.ndarray:
+    """The luma plane of an 8-bit planar frame as is (other formats: converted to gray)."""
+    if frame.format.name in _PLANAR_8BIT:
+        plane = frame.planes[0]
+        luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+    else:
+        luma = frame.to_ndarray(format="gray")
+    width, height = _target_size(frame.width, frame.height, max_side)
+    if (width, height) != (frame.width, frame.height):
+        import cv2
+
+        luma = cv2.resize(luma, (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(luma, dtype=np.uint8)
 
 
 def _to_rgb(frame: Any, max_side: int | None) -> np.ndarray:

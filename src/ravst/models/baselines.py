@@ -149,11 +149,11 @@ def _overlap(spans: Sequence[tuple[float, float]], span: Span) -> float:
 
 def motion_box(before: np.ndarray, after: np.ndarray) -> tuple[float, float, float, float] | None:
     """Bounding box (x1, y1, x2, y2, in the frames' pixels) of the largest moving region between
-    two RGB frames, or None when nothing moves."""
+    two RGB (or grey, 2-D) frames, or None when nothing moves."""
     import cv2
 
-    a = cv2.GaussianBlur(cv2.cvtColor(before, cv2.COLOR_RGB2GRAY), (5, 5), 0)
-    b = cv2.GaussianBlur(cv2.cvtColor(after, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+    a = cv2.GaussianBlur(before if before.ndim == 2 else cv2.cvtColor(before, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+    b = cv2.GaussianBlur(after if after.ndim == 2 else cv2.cvtColor(after, cv2.COLOR_RGB2GRAY), (5, 5), 0)
     diff = cv2.absdiff(a, b)
     thresh = max(MOTION_MIN_DIFF, float(diff.mean() + 2 * diff.std()))
     mask = cv2.dilate((diff > thresh).astype(np.uint8), np.ones((7, 7), np.uint8))
@@ -168,15 +168,15 @@ def motion_box(before: np.ndarray, after: np.ndarray) -> tuple[float, float, flo
 
 
 class _FrameGrid:
-    """The small frames of one video at ``k * MOTION_GRID_S`` seconds (the first frame at or after
-    each time), decoded in one pass; a time past the grid gets its last frame."""
+    """The small grey frames (luma, area-shrunk) of one video at ``k * MOTION_GRID_S`` seconds (the
+    first frame at or after each time), decoded in one pass; a time past the grid gets its last frame."""
 
     def __init__(self, path: Path, duration_s: float) -> None:
         from ravst.media.video import iter_frames_at
 
         n = max(1, math.floor(duration_s / MOTION_GRID_S + 1e-6) + 1)
         times = [round(k * MOTION_GRID_S, 4) for k in range(n)]
-        self.frames = [image for _, image in iter_frames_at(path, times, max_side=MOTION_MAX_SIDE)]
+        self.frames = [image for _, image in iter_frames_at(path, times, max_side=MOTION_MAX_SIDE, gray=True)]
 
     def at(self, t: float) -> np.ndarray:
         k = math.ceil(round(float(t) / MOTION_GRID_S, 6))
