@@ -349,7 +349,7 @@ def _to_gray(frame: Any, max_side: int | None) -> np.ndarray:
     """The luma plane of an 8-bit planar frame as is (other formats: converted to gray)."""
     if frame.format.name in _PLANAR_8BIT:
         plane = frame.planes[0]
-        luma = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+        luma: np.ndarray = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
     else:
         luma = frame.to_ndarray(format="gray")
     width, height = _target_size(frame.width, frame.height, max_side)
