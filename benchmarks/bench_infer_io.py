@@ -7,7 +7,17 @@ max-RSS growth over its state after imports (imports are done before the clock s
 (+ 16 kHz audio when asked). transformers: ``load_video(path, fps=..)`` / ``num_frames=..``
 (PyAV backend), which returns full-size frames (resizing happens later in the processor).
 
+Ratios measured in one run (``--ratios``, the default part; issue 10's performance goals):
+
+* ``sample_video`` / PyAV called directly on the same clip and the same frame indices (open,
+  threaded decode straight through, ``to_ndarray("rgb24")`` of the selected frames, stop after the
+  last): 480p real clip, 720p and 1080p made from a real clip (upscaled, libx264) in a temp dir;
+  1 and 2 fps. Goal <= 1.1x.
+* the ``av-signal`` baseline on the spatial QAs of each real clip (2 per clip, boxes need frames)
+  / one plain decode pass over the same clip (every frame decoded, none converted). Goal <= 1.1x.
+
 Usage: .venv/bin/python benchmarks/bench_infer_io.py [--videos ../shared/data/videos] [--repeat 2]
+       [--no-memory]   (skip the older memory tables, which spawn a process per measurement)
 """
 
 from __future__ import annotations
@@ -36,8 +46,7 @@ def _measure(kind: str, path: str, fps: float | None, max_frames: int, with_audi
     tracemalloc.start()
     start = time.perf_counter()
     if kind == "ravst":
-        v = sample_video(path, SamplingConfig(fps=fps or 1.0, max_frames=max_frames, max_pixels=360 * 640),
-                         with_audio=with_audio)
+        v = sample_video(path, SamplingConfig(fps=fps or 1.0, max_frames=max_frames), with_audio=with_audio)
         shape = v.frames.shape
         n_audio = 0 if v.audio is None else len(v.audio)
     else:
@@ -87,11 +96,130 @@ def trim(src: Path, dst: Path, seconds: float) -> Path:
     return dst
 
 
+def upscale(src: Path, dst: Path, width: int, height: int, seconds: float) -> Path:
+    """The first ``seconds`` of ``src`` re-encoded at ``width x height`` (libx264, ultrafast)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vs = inp.streams.video[0]
+        o = out.add_stream("libx264", rate=vs.average_rate)
+        o.width, o.height, o.pix_fmt = width, height, "yuv420p"
+        o.options = {"preset": "ultrafast", "crf": "20"}
+        o.time_base = vs.time_base
+        for frame in inp.decode(vs):
+            if frame.time is not None and frame.time > seconds:
+                break
+            big = frame.reformat(width=width, height=height)
+            big.pts, big.time_base = frame.pts, frame.time_base
+            for packet in o.encode(big):
+                out.mux(packet)
+        for packet in o.encode():
+            out.mux(packet)
+    return dst
+
+
+def pyav_direct(path: Path, indices: list[int]) -> int:
+    """PyAV called directly: decode straight through, RGB of the frames at ``indices``."""
+    import av
+
+    wanted = set(indices)
+    last = max(indices)
+    got = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for i, frame in enumerate(container.decode(stream)):
+            if i in wanted:
+                frame.to_ndarray(format="rgb24")
+                got += 1
+            if i >= last:
+                break
+    return got
+
+
+def plain_decode(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        return sum(1 for _ in container.decode(stream))
+
+
+def best_of(repeat: int, fn: Any) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def ratios(videos: Path, repeat: int) -> None:
+    from ravst.media.video import probe
+    from ravst.models.baselines import BaselineBackend
+    from ravst.models.sampling import SamplingConfig, sample_video
+    from ravst.types import Answer, QAItem, Span, Task
+
+    print("## sample_video vs PyAV direct (same frame indices), best of", repeat)
+    print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = videos / "moviepy_1_basketball.mp4"
+        clips = [
+            videos / "videollama_dog_barking.mp4",
+            upscale(base, Path(tmp) / "basketball_720p.mp4", 1280, 720, 20.0),
+            upscale(base, Path(tmp) / "basketball_1080p.mp4", 1920, 1080, 20.0),
+        ]
+        for clip in clips:
+            info = probe(clip)
+            for fps in (1.0, 2.0):
+                cfg = SamplingConfig(fps=fps)
+                sample_video(clip, cfg)  # warm-up (imports, torch kernels)
+                v = sample_video(clip, cfg)
+                t_direct = best_of(repeat, lambda c=clip, i=list(v.frame_indices): pyav_direct(c, i))
+                t_ours = best_of(repeat, lambda c=clip, k=cfg: sample_video(c, k))
+                print(f"| {clip.name} | {info.width}x{info.height} | {fps:g} | {len(v.frame_indices)} | "
+                      f"{v.input_wh[0]}x{v.input_wh[1]} | {t_direct:.3f} | {t_ours:.3f} | {t_ours / t_direct:.2f} |")
+
+    print("\n## av-signal (2 spatial QAs per clip) vs one plain decode pass, best of", repeat)
+    print("| clip | plain decode s | av-signal boxes s | ratio |")
+    print("|---|---|---|---|")
+    tot_plain = tot_ours = 0.0
+    clips = sorted(videos.glob("*.mp4")) + sorted(videos.glob("*.avi"))
+    for clip in clips:
+        duration = probe(clip).duration_s
+        spans = [Span(1.0, 5.0), Span(round(duration / 2, 1), round(min(duration, duration / 2 + 4), 1))]
+        items = [
+            QAItem(qa_id=f"{clip.stem}/0/spatial/{k}", video=clip.stem, duration_s=duration, event_index=0,
+                   event_num=1, task=Task.SPATIAL, k=k, question="q", answer=Answer(), query_span=span,
+                   query_object="person")
+            for k, span in enumerate(spans)
+        ]
+
+        def run(items: list[QAItem] = items, clip: Path = clip) -> None:
+            backend = BaselineBackend("av-signal")
+            for item in items:
+                backend.answer(item, clip)
+
+        t_plain = best_of(repeat, lambda c=clip: plain_decode(c))
+        t_ours = best_of(repeat, run)
+        tot_plain += t_plain
+        tot_ours += t_ours
+        print(f"| {clip.name} | {t_plain:.3f} | {t_ours:.3f} | {t_ours / t_plain:.2f} |")
+    print(f"| all {len(clips)} clips | {tot_plain:.3f} | {tot_ours:.3f} | {tot_ours / tot_plain:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/videos")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true", help="only the ratio tables")
     args = parser.parse_args()
+    ratios(args.videos, args.repeat)
+    if args.no_memory:
+        return
+    print()
 
     print("## 60 s clips, 1 fps (60 frames), best of", args.repeat)
     print("| clip | method | time s | traced peak MB | max RSS growth MB | frames |")

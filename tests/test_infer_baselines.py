@@ -206,3 +206,49 @@ def test_setup_errors_exit_2_up_front(videos_dir: Path, tmp_path: Path) -> None:
     bad_key.write_text("user: '{question} {fps}'\n")
     with pytest.raises(ValueError, match=r"key\.yaml: .*bad placeholder \('fps'\)"):
         load_template(str(bad_key))
+
+
+def test_av_signal_decodes_each_video_once(unav_video: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10: one decode pass per video, whatever the number of spatial QAs; the boxes are the
+    ones a separate decode of the frames at t and t + 0.2 s gives (the per-QA way)."""
+    import ravst.media.video as video
+    from ravst.models.baselines import MOTION_DT_S, MOTION_MAX_SIDE
+    from ravst.types import Answer, QAItem
+
+    calls: list[int] = []
+    real_iter = video.iter_frames_at
+
+    def counting(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real_iter(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(video, "iter_frames_at", counting)
+    backend = BaselineBackend("av-signal")
+    spans = [Span(1.4, 4.3), Span(30.0, 33.0), Span(57.5, 60.0)]
+    answers = []
+    for k, span in enumerate(spans):
+        item = QAItem(
+            qa_id=f"v/0/spatial/{k}", video="v", duration_s=60.06, event_index=0, event_num=1, task=Task.SPATIAL,
+            k=k, question="q", answer=Answer(), query_span=span, query_object="man",
+        )
+        answers.append(backend.answer(item, unav_video))
+    assert len(calls) == 1  # one pass for three QAs
+    monkeypatch.setattr(video, "iter_frames_at", real_iter)
+    # reference: PyAV's own planar YUV array (its luma rows), area-shrunk, first frame at or after t
+    import av
+    import cv2
+
+    with av.open(str(unav_video)) as container:
+        every = [(float(f.time), f.to_ndarray(format="yuv420p")[: f.height]) for f in container.decode(video=0)]
+
+    def frame_at(t: float) -> np.ndarray:
+        luma = next((img for ft, img in every if ft >= t - 1e-6), every[-1][1])
+        return cv2.resize(luma, (MOTION_MAX_SIDE, 120), interpolation=cv2.INTER_AREA)
+
+    for span, answer in zip(spans, answers, strict=True):
+        track = answer.tracks[0]
+        for t, box in zip(track.times_s, track.xyxy, strict=True):
+            a, b = frame_at(float(t)), frame_at(float(t) + MOTION_DT_S)
+            ref = motion_box(a, b)
+            expected = [80.0, 60.0, 240.0, 180.0] if ref is None else [v * 2 for v in ref]  # 160 -> 320 px
+            np.testing.assert_allclose(box, np.round(expected, 1), err_msg=f"{span} at {t}")

@@ -105,9 +105,10 @@ def test_openai_backend_sends_timestamped_frames(
     assert req["body"]["messages"][0]["role"] == "system" and "<answer>" in req["body"]["messages"][0]["content"]
     unav = records[f"{UNAV}/0/temporal/0"]
     # 4 frames spread over 60 s; the server saw them (count, times, size) and answered from them
-    assert np.allclose(unav["frame_times_s"], [0.0, 15.0, 30.0, 45.0], atol=0.1)
+    # qwen-vl-utils' indices round(linspace(0, 899, 4)) at 15000/1001 fps
+    assert np.allclose(unav["frame_times_s"], np.array([0, 300, 599, 899]) * 1001 / 15000, atol=1e-3)
     assert unav["input_wh"] == [252, 168] and unav["coord_space"] == "input"
-    assert unav["text"].startswith("<answer>\n<object>n4</object>\n<when>[0.0, 45.0]</when>")
+    assert unav["text"].startswith("<answer>\n<object>n4</object>\n<when>[0.0, 60.0]</when>")  # last frame 59.99 s
     assert "[0.0, 0.0, 252.0, 168.0]" in unav["text"]
     assert unav["usage"] == {"prompt_tokens": 7} and unav["model"] == "openai:tiny-chat"
     dog = records[f"{DOG}/0/temporal/0"]

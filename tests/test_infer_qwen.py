@@ -43,8 +43,9 @@ def test_infer_transformers_end_to_end(
         times = r["frame_times_s"]
         assert times == sorted(times) and 1 <= len(times) <= 6
     unav = [r for r in records if r["qa_id"].startswith(UNAV)]
-    # 60 s clip at 0.5 fps with a budget of 6 frames: spread evenly, real times close to k * 10 s
-    assert np.allclose(unav[0]["frame_times_s"], np.arange(6) * 10.0, atol=0.1)
+    # 60.06 s clip (900 frames) at 0.5 fps with a budget of 6 frames: qwen-vl-utils' indices
+    # round(linspace(0, 899, 6)) = 0, 180, 360, 539, 719, 899 at 15000/1001 fps
+    assert np.allclose(unav[0]["frame_times_s"], np.array([0, 180, 360, 539, 719, 899]) * 1001 / 15000, atol=1e-3)
     # 320x240 resized by the smart-resize rule into <= 12544 px, sides multiples of 28
     assert unav[0]["input_wh"] == [112, 84] and unav[0]["original_wh"] == [320, 240]
     if kind == "omni":
@@ -88,9 +89,10 @@ def test_vl_gets_real_timestamps(models: dict[str, Path], unav_video: Path) -> N
     processor = AutoProcessor.from_pretrained(models["vl"])
     video = sample_video(unav_video, SamplingConfig(fps=0.5, max_frames=64, max_pixels=12544))
     inputs = build_inputs(processor, [("", "When?")], [video])
-    assert len(video.times_s) == 31  # every 2 s over 60.06 s
-    assert float(inputs["second_per_grid_ts"][0]) == pytest.approx(4.0, rel=0.01)  # 2 frames per grid step
-    assert inputs["video_grid_thw"].tolist() == [[16, 6, 8]]
+    assert len(video.times_s) == 30  # qwen-vl-utils: 60.06 s * 0.5 = 30.03 -> 30 (even)
+    # 2 frames per grid step at qwen-vl-utils' sample_fps 30 / 900 * 14.985 = 0.4995
+    assert float(inputs["second_per_grid_ts"][0]) == pytest.approx(2 / (30 / 900 * 15000 / 1001), rel=1e-6)
+    assert inputs["video_grid_thw"].tolist() == [[15, 6, 8]]
 
 
 def test_omni_batch_with_a_silent_clip(models: dict[str, Path], unav_video: Path, tmp_path: Path) -> None:

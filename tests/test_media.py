@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ravst.media import MediaError, iter_frames_at, load_audio, probe, read_frames_at
+from ravst.media import (
+    MediaError,
+    TruncatedVideoError,
+    iter_frames_at,
+    iter_frames_by_index,
+    load_audio,
+    probe,
+    read_frames_at,
+)
 
 
 def _write_video(path: Path, *, seconds: float, fps: int = 10, audio: bool, video: bool = True) -> Path:
@@ -59,9 +67,11 @@ def test_probe_unav_clip(unav_video: Path) -> None:
     assert info.num_frames == 900
 
 
-def test_frames_at_official_times(unav_video: Path) -> None:
+def test_frames_at_official_times(unav_video: Path, caplog: pytest.LogCaptureFixture) -> None:
     times = [1.4, 2.4, 3.4, 60.5, 200.0]
-    frames, real = read_frames_at(unav_video, times)
+    with caplog.at_level("WARNING", logger="ravst.media.video"):
+        frames, real = read_frames_at(unav_video, times)
+    assert "2 requested frame(s) past the end of the stream" in caplog.text  # counted, not silent
     assert frames.shape == (5, 240, 320, 3) and frames.dtype == np.uint8
     dt = 1001 / 15000
     # first frame whose pts >= t: within one frame interval after t
@@ -161,3 +171,66 @@ def test_no_audio_and_no_video_streams(tmp_path: Path) -> None:
         read_frames_at(sound_only, [0.5])
     wave = load_audio(sound_only)
     assert abs(wave.shape[0] - 16000) < 2048 and np.abs(wave).max() > 0.1
+
+
+def _half_download(src: Path, tmp_path: Path) -> Path:
+    """A half-downloaded MP4: remuxed with the index first (``movflags=faststart``), then cut at 50 %."""
+    import av
+
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(src)) as inp, av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        streams = (inp.streams.video[0], inp.streams.audio[0])
+        mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+        for packet in inp.demux(*streams):
+            if packet.dts is None:
+                continue
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+    data = whole.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")  # the header (claimed duration) comes first
+    half = tmp_path / "half.mp4"
+    half.write_bytes(data[: len(data) // 2])
+    return half
+
+
+def test_truncated_video_is_a_named_failure(unav_video: Path, tmp_path: Path) -> None:
+    """Issue 13 item 6: never the last decodable frame repeated for times the file does not have."""
+    from ravst.models.sampling import SamplingConfig, sample_video
+
+    half = _half_download(unav_video, tmp_path)
+    info = probe(half)
+    assert info.duration_s == pytest.approx(60.06, abs=0.01)  # the header still claims the whole clip
+    # the first half decodes as usual
+    frames, real = read_frames_at(half, [1.0, 10.0, 20.0])
+    assert frames.shape == (3, 240, 320, 3) and real[2] == pytest.approx(20.0, abs=0.07)
+    with pytest.raises(TruncatedVideoError) as err:
+        read_frames_at(half, [1.0, 45.0])
+    exc = err.value
+    assert isinstance(exc, MediaError) and exc.path == str(half)
+    assert exc.claimed_duration_s == pytest.approx(60.06, abs=0.01)
+    assert 25.0 < exc.last_time_s < 35.0 and exc.requested_s == 45.0
+    assert "half.mp4" in str(exc) and "60.060 s" in str(exc) and f"{exc.last_time_s:.3f} s" in str(exc)
+    with pytest.raises(TruncatedVideoError, match=r"half\.mp4: truncated"):
+        list(iter_frames_by_index(half, [0, 899]))
+    with pytest.raises(TruncatedVideoError):
+        sample_video(half, SamplingConfig(fps=1.0, max_pixels=12544))
+    # up to one frame period past the last decodable frame is fine (rounding), one more is not
+    last = exc.last_time_s
+    assert read_frames_at(half, [last + 0.05])[1][0] == pytest.approx(last)
+    with pytest.raises(TruncatedVideoError):
+        read_frames_at(half, [last + 0.1])
+
+
+def test_frames_by_index(videos_dir: Path) -> None:
+    import av
+
+    clip = videos_dir / "moviepy_chaplin.mp4"
+    got = list(iter_frames_by_index(clip, [7, 0, 100, 100, 240]))
+    with av.open(str(clip)) as container:
+        every = [(float(f.time), f.to_ndarray(format="rgb24")) for f in container.decode(video=0)]
+    assert [g[0] for g in got] == [0, 7, 100, 100, 240]
+    for index, t, image in got:
+        assert t == pytest.approx(every[index][0])
+        np.testing.assert_array_equal(image, every[index][1])
+    with pytest.raises(ValueError, match=">= 0"):
+        list(iter_frames_by_index(clip, [-1]))

@@ -22,7 +22,7 @@ from typing import Any
 
 from ravst.models.base import Backend, InferRequest
 from ravst.models.prompts import BUILTIN_TEMPLATES, PromptTemplate, load_template
-from ravst.models.sampling import PAPER_MAX_PIXELS, PAPER_MIN_PIXELS, SamplingConfig
+from ravst.models.sampling import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, VIDEO_TOTAL_PIXELS, SamplingConfig
 from ravst.types import CoordSpace, Prediction, QAItem
 
 __all__ = [
@@ -53,9 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("frames")
     g.add_argument("--fps", type=float, default=1.0, help="frames sampled per second (default 1.0)")
     g.add_argument("--max-frames", type=int, default=64, help="frame budget per clip (default 64)")
-    g.add_argument("--min-pixels", type=int, default=PAPER_MIN_PIXELS, help="min H*W of a frame (paper: 3136)")
-    g.add_argument("--max-pixels", type=int, default=PAPER_MAX_PIXELS, help="max H*W of a frame (paper: 12845056)")
-    g.add_argument("--total-pixels", type=int, default=None, help="optional H*W budget over all frames of a clip")
+    g.add_argument("--min-pixels", type=int, default=None,
+                   help=f"min H*W of a frame (default qwen-vl-utils' video value {VIDEO_MIN_PIXELS})")
+    g.add_argument("--max-pixels", type=int, default=VIDEO_MAX_PIXELS,
+                   help=f"max H*W of a frame (default and cap: qwen-vl-utils' {VIDEO_MAX_PIXELS})")
+    g.add_argument("--total-pixels", type=int, default=VIDEO_TOTAL_PIXELS,
+                   help=f"H*W budget over all frames of a clip (default qwen-vl-utils' {VIDEO_TOTAL_PIXELS})")
     g.add_argument("--max-audio-s", type=float, default=None, help="cut audio longer than this (default: keep all)")
     g.add_argument("--no-audio", action="store_true", help="Omni: do not feed the clip's audio track")
     g = parser.add_argument_group("prompt and decoding")
@@ -211,7 +214,7 @@ def _requests(items: Iterable[QAItem], videos_dir: Path, template: PromptTemplat
             continue
         system = template.render_system(question=item.question, duration_s=item.duration_s, video=item.video)
         user = template.render_user(question=item.question, duration_s=item.duration_s, video=item.video)
-        yield InferRequest(item, path, system, user)
+        yield InferRequest(item, path, system, user, video_first=template.video_first)
 
 
 def run_inference(

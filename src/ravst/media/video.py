@@ -1,9 +1,16 @@
 """Video probing and frame extraction at given timestamps (PyAV, streaming).
 
-``iter_frames_at`` decodes the video stream straight through (no per-frame seeking: on these
-machines seeking per timestamp is 3-5x slower than decoding at 1 fps, see DESIGN.md), converts
-to RGB only the frames that are asked for, keeps at most one decoded frame in memory and stops
-decoding as soon as the last requested time is served.
+``iter_frames_at`` (frames by time) and ``iter_frames_by_index`` (frames by their position in
+the stream, the way qwen-vl-utils / decord pick them) decode the video stream straight through
+(no per-frame seeking: on these machines seeking per timestamp is 3-5x slower than decoding at
+1 fps, see DESIGN.md), convert to RGB only the frames that are asked for, keep at most one
+decoded frame in memory and stop decoding as soon as the last requested frame is served.
+
+Truncated or damaged files (e.g. a half-downloaded MP4 whose header still claims the whole
+length): a frame asked for more than one frame period past the last decodable frame, while the
+container claims a longer duration, raises :class:`TruncatedVideoError` -- never a repeated
+frame. A request past the end of a complete file (beyond its claimed duration) gets the last
+frame, and a WARNING line counts such requests.
 
 Times are seconds from the first frame of the video stream (the stream's ``start_time`` is
 subtracted), the convention of the official ground truth.
@@ -25,7 +32,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MediaError", "VideoInfo", "iter_frames_at", "probe", "read_frames_at"]
+__all__ = [
+    "MediaError",
+    "TruncatedVideoError",
+    "VideoInfo",
+    "iter_frames_at",
+    "iter_frames_by_index",
+    "probe",
+    "read_frames_at",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +54,23 @@ class MediaError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class TruncatedVideoError(MediaError):
+    """The file ends (or stops decoding) well before the duration its container claims: a frame
+    was asked for more than one frame period past the last decodable frame."""
+
+    def __init__(
+        self, path: str | Path, *, claimed_duration_s: float, last_time_s: float, requested_s: float, detail: str = ""
+    ) -> None:
+        self.claimed_duration_s = float(claimed_duration_s)
+        self.last_time_s = float(last_time_s)
+        self.requested_s = float(requested_s)
+        reason = (
+            f"truncated or damaged video: the container claims {self.claimed_duration_s:.3f} s but the last "
+            f"decodable frame is at {self.last_time_s:.3f} s (a frame at {self.requested_s:.3f} s was requested)"
+        )
+        super().__init__(path, reason + (f"; {detail}" if detail else ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,12 +126,7 @@ def probe(path: str | Path) -> VideoInfo:
             raise MediaError(path, "video stream has no frame size (corrupt header?)")
         rate = stream.average_rate or stream.base_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
-        if stream.duration is not None and stream.time_base is not None:
-            duration_s = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration_s = container.duration / 1_000_000.0
-        else:
-            duration_s = 0.0
+        duration_s = _claimed_duration_s(container, stream)
         num_frames = int(stream.frames or 0)
         if num_frames <= 0 and fps > 0:
             num_frames = round(duration_s * fps)
@@ -119,6 +146,55 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
+def _claimed_duration_s(container: Any, stream: Any) -> float:
+    """The video stream's duration as the container states it (its header), 0.0 when unknown."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000.0
+    return 0.0
+
+
+def _stream_fps(stream: Any) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else 0.0
+
+
+class _EndOfStream:
+    """What is known when a stream ends before every requested frame was served: decides, per
+    requested time, between "past the end of a complete file" (serve the last frame, counted)
+    and "truncated file" (raise)."""
+
+    def __init__(self, path: str | Path, claimed_s: float, fps: float, last_time_s: float, detail: str = "") -> None:
+        self.path, self.claimed_s, self.last_time_s, self.detail = path, claimed_s, last_time_s, detail
+        self.period_s = 1.0 / fps if fps > 0 else 0.0
+        self.served_past_end = 0
+
+    def check(self, requested_s: float) -> None:
+        limit = self.last_time_s + self.period_s + _EPS_S
+        if requested_s > limit and (self.claimed_s > limit or self.detail):
+            raise TruncatedVideoError(
+                self.path,
+                claimed_duration_s=self.claimed_s,
+                last_time_s=self.last_time_s,
+                requested_s=requested_s,
+                detail=self.detail,
+            )
+        if requested_s > limit:
+            self.served_past_end += 1
+
+    def report(self) -> None:
+        if self.served_past_end:
+            log.warning(
+                "%s: %d requested frame(s) past the end of the stream (last frame at %.3f s, claimed duration "
+                "%.3f s) get the last frame",
+                self.path,
+                self.served_past_end,
+                self.last_time_s,
+                self.claimed_s,
+            )
+
+
 def _target_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     """Size after shrinking so that the longer side is at most ``max_side`` (never enlarges)."""
     if max_side is None or max(width, height) <= max_side:
@@ -136,15 +212,19 @@ def _check_times(path: str | Path, times_s: Iterable[float]) -> list[float]:
 
 
 def iter_frames_at(
-    path: str | Path, times_s: Iterable[float], *, max_side: int | None = None
+    path: str | Path, times_s: Iterable[float], *, max_side: int | None = None, gray: bool = False
 ) -> Iterator[tuple[float, np.ndarray]]:
-    """Yield ``(real_time_s, rgb_uint8_HxWx3)`` for each requested time, in ascending time order.
+    """Yield ``(real_time_s, rgb_uint8_HxWx3)`` for each requested time, in ascending time order
+    (``gray``: the frame's luma plane ``HxW`` instead, no colour conversion; shrunk by area
+    averaging when ``max_side`` is given).
 
-    For a time ``t`` the frame is the first one whose timestamp is ``>= t``; past the end of
-    the stream it is the last frame. Duplicated times yield the same frame again. ``max_side``
-    shrinks frames (keeping the aspect ratio) so that the longer side is at most that many
-    pixels; boxes must then be scaled back by the caller. Decoding is one pass from the start
-    to the last requested time. Raises :class:`MediaError` on unreadable input.
+    For a time ``t`` the frame is the first one whose timestamp is ``>= t``. Past the end of a
+    complete stream it is the last frame (counted in a WARNING line); a time more than one frame
+    period past the last decodable frame of a file whose container claims a longer duration
+    raises :class:`TruncatedVideoError`. Duplicated times yield the same frame again.
+    ``max_side`` shrinks frames (keeping the aspect ratio) so that the longer side is at most
+    that many pixels; boxes must then be scaled back by the caller. Decoding is one pass from the
+    start to the last requested time. Raises :class:`MediaError` on unreadable input.
     """
     import av
 
@@ -156,12 +236,12 @@ def iter_frames_at(
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
         start_s = _stream_start_s(stream)
-        rate = stream.average_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
+        fps = _stream_fps(stream)
         next_i = 0
         last: Any = None
         last_time = 0.0
         index = 0
+        detail = ""
         try:
             for frame in container.decode(stream):
                 if frame.pts is not None and frame.time is not None:
@@ -172,22 +252,112 @@ def iter_frames_at(
                 last, last_time = frame, t
                 if t + _EPS_S < wanted[next_i]:
                     continue
-                image = _to_rgb(frame, max_side)
+                image = _convert(frame, max_side, gray)
                 while next_i < len(wanted) and t + _EPS_S >= wanted[next_i]:
                     yield t, image
                     next_i += 1
                 if next_i == len(wanted):
                     return
         except av.FFmpegError as exc:
-            raise MediaError(path, f"decoding failed after {index} frames: {exc}") from exc
+            if last is None:
+                raise MediaError(path, f"decoding failed after {index} frames: {exc}") from exc
+            detail = f"decoding failed after {index} frames: {exc}"
         if last is None:
             raise MediaError(path, "video stream has no decodable frame")
-        image = _to_rgb(last, max_side)
+        end = _EndOfStream(path, _claimed_duration_s(container, stream), fps, last_time, detail)
+        for t in wanted[next_i:]:
+            end.check(t)
+        end.report()
+        image = _convert(last, max_side, gray)
         while next_i < len(wanted):
             yield last_time, image
             next_i += 1
     finally:
         container.close()
+
+
+def iter_frames_by_index(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, float, np.ndarray]]:
+    """Yield ``(index, real_time_s, rgb_uint8_HxWx3)`` for the frames at the given positions of
+    the video stream (0 = its first frame, in presentation order, as decord's ``get_batch`` and
+    qwen-vl-utils count them), in ascending index order; a repeated index yields the frame again.
+
+    Frames are full size. A requested index past the last decodable frame is served by the last
+    frame only when it is at most one frame period past it or the container claims no longer a
+    duration (counted in a WARNING line); otherwise :class:`TruncatedVideoError` is raised.
+    """
+    import av
+
+    wanted = sorted(int(i) for i in indices)
+    if not wanted:
+        return
+    if wanted[0] < 0:
+        raise ValueError(f"{path}: frame indices must be >= 0, got {wanted[0]}")
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        start_s = _stream_start_s(stream)
+        fps = _stream_fps(stream)
+        next_i = 0
+        last: Any = None
+        last_time = 0.0
+        index = -1
+        detail = ""
+        try:
+            for frame in container.decode(stream):
+                index += 1
+                if frame.pts is not None and frame.time is not None:
+                    t = float(frame.time) - start_s
+                else:
+                    t = index / fps if fps > 0 else float(index)
+                last, last_time = frame, t
+                if index < wanted[next_i]:
+                    continue
+                image = _to_rgb(frame, None)
+                while next_i < len(wanted) and wanted[next_i] == index:
+                    yield index, t, image
+                    next_i += 1
+                if next_i == len(wanted):
+                    return
+        except av.FFmpegError as exc:
+            if last is None:
+                raise MediaError(path, f"decoding failed after {index + 1} frames: {exc}") from exc
+            detail = f"decoding failed after {index + 1} frames: {exc}"
+        if last is None:
+            raise MediaError(path, "video stream has no decodable frame")
+        end = _EndOfStream(path, _claimed_duration_s(container, stream), fps, last_time, detail)
+        period = end.period_s if end.period_s > 0 else 1.0
+        for i in wanted[next_i:]:
+            end.check(last_time + (i - index) * period)
+        end.report()
+        image = _to_rgb(last, None)
+        while next_i < len(wanted):
+            yield wanted[next_i], last_time, image
+            next_i += 1
+    finally:
+        container.close()
+
+
+_PLANAR_8BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray"})
+
+
+def _convert(frame: Any, max_side: int | None, gray: bool) -> np.ndarray:
+    return _to_gray(frame, max_side) if gray else _to_rgb(frame, max_side)
+
+
+def _to_gray(frame: Any, max_side: int | None) -> np.ndarray:
+    """The luma plane of an 8-bit planar frame as is (other formats: converted to gray)."""
+    if frame.format.name in _PLANAR_8BIT:
+        plane = frame.planes[0]
+        luma: np.ndarray = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
+    else:
+        luma = frame.to_ndarray(format="gray")
+    width, height = _target_size(frame.width, frame.height, max_side)
+    if (width, height) != (frame.width, frame.height):
+        import cv2
+
+        luma = cv2.resize(luma, (width, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(luma, dtype=np.uint8)
 
 
 def _to_rgb(frame: Any, max_side: int | None) -> np.ndarray:

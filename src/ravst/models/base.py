@@ -20,12 +20,14 @@ __all__ = ["Backend", "InferRequest"]
 
 @dataclass(frozen=True)
 class InferRequest:
-    """One QA to answer: the item, the video file, and the prompt texts already rendered."""
+    """One QA to answer: the item, the video file, and the prompt texts already rendered;
+    ``video_first``: the video goes before the user text (False: after it)."""
 
     item: QAItem
     video_path: Path
     system: str
     user: str
+    video_first: bool = True
 
 
 class Backend(Protocol):

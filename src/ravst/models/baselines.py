@@ -11,7 +11,9 @@ pixels, with the object named in the question (or ``default_object`` when it nam
 * ``av-signal`` -- sounding spans from the audio track (short-time energy above the clip's noise
   floor, and speech activity from silero-vad), the longest span after closing short gaps; for a
   human object the speech spans are used. Boxes from motion saliency: the bounding box of the
-  largest moving region between the frame at ``t`` and the frame ``MOTION_DT_S`` later.
+  largest moving region between the frame at ``t`` and the frame ``MOTION_DT_S`` later. Each
+  video is decoded ONCE (small frames on a ``MOTION_GRID_S`` time grid, kept for the QAs of that
+  video), not once per QA.
 
 Boxes are given at ``start + k`` seconds over the interval (the question's interval for spatial
 questions, the predicted one otherwise), like the ground truth's 1 Hz rows.
@@ -66,6 +68,8 @@ MIN_SEGMENT_S = 0.5  # sounding spans shorter than this are dropped
 MOTION_DT_S = 0.2  # frame pair spacing for motion saliency
 MOTION_MAX_SIDE = 160  # frames are shrunk to this for motion analysis
 MOTION_MIN_DIFF = 12  # grey-level difference that counts as motion (0-255)
+MOTION_GRID_S = 0.1  # frames are kept at these steps (box times have 1 decimal, MOTION_DT_S too)
+MOTION_CACHE_VIDEOS = 2  # videos whose small frames stay in memory (QAs come grouped by video)
 
 
 def box_times(span: Span) -> np.ndarray:
@@ -145,11 +149,11 @@ def _overlap(spans: Sequence[tuple[float, float]], span: Span) -> float:
 
 def motion_box(before: np.ndarray, after: np.ndarray) -> tuple[float, float, float, float] | None:
     """Bounding box (x1, y1, x2, y2, in the frames' pixels) of the largest moving region between
-    two RGB frames, or None when nothing moves."""
+    two RGB (or grey, 2-D) frames, or None when nothing moves."""
     import cv2
 
-    a = cv2.GaussianBlur(cv2.cvtColor(before, cv2.COLOR_RGB2GRAY), (5, 5), 0)
-    b = cv2.GaussianBlur(cv2.cvtColor(after, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+    a = cv2.GaussianBlur(before if before.ndim == 2 else cv2.cvtColor(before, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+    b = cv2.GaussianBlur(after if after.ndim == 2 else cv2.cvtColor(after, cv2.COLOR_RGB2GRAY), (5, 5), 0)
     diff = cv2.absdiff(a, b)
     thresh = max(MOTION_MIN_DIFF, float(diff.mean() + 2 * diff.std()))
     mask = cv2.dilate((diff > thresh).astype(np.uint8), np.ones((7, 7), np.uint8))
@@ -161,6 +165,22 @@ def motion_box(before: np.ndarray, after: np.ndarray) -> tuple[float, float, flo
     if w * h < 0.001 * mask.size:
         return None
     return float(x), float(y), float(x + w), float(y + h)
+
+
+class _FrameGrid:
+    """The small grey frames (luma, area-shrunk) of one video at ``k * MOTION_GRID_S`` seconds (the
+    first frame at or after each time), decoded in one pass; a time past the grid gets its last frame."""
+
+    def __init__(self, path: Path, duration_s: float) -> None:
+        from ravst.media.video import iter_frames_at
+
+        n = max(1, math.floor(duration_s / MOTION_GRID_S + 1e-6) + 1)
+        times = [round(k * MOTION_GRID_S, 4) for k in range(n)]
+        self.frames = [image for _, image in iter_frames_at(path, times, max_side=MOTION_MAX_SIDE, gray=True)]
+
+    def at(self, t: float) -> np.ndarray:
+        k = math.ceil(round(float(t) / MOTION_GRID_S, 6))
+        return self.frames[min(max(k, 0), len(self.frames) - 1)]
 
 
 class BaselineBackend:
@@ -184,6 +204,7 @@ class BaselineBackend:
         self.default_object = default_object
         self._sizes: dict[str, tuple[int, int, float]] = {}
         self._profiles: dict[str, SoundProfile] = {}
+        self._grids: dict[str, _FrameGrid] = {}
         self._vad: Any | None = None
         self._vad_tried = False
 
@@ -196,6 +217,14 @@ class BaselineBackend:
             info = probe(path)
             self._sizes[key] = (info.width, info.height, info.duration_s)
         return self._sizes[key]
+
+    def _grid(self, path: Path) -> _FrameGrid:
+        key = str(path)
+        if key not in self._grids:
+            while len(self._grids) >= MOTION_CACHE_VIDEOS:
+                self._grids.pop(next(iter(self._grids)))
+            self._grids[key] = _FrameGrid(path, self._info(path)[2])
+        return self._grids[key]
 
     def _vad_model(self) -> Any | None:
         if not self._vad_tried:
@@ -262,15 +291,11 @@ class BaselineBackend:
             x1 = rng.uniform(0, 1, size=len(times)) * (w - size[:, 0])
             y1 = rng.uniform(0, 1, size=len(times)) * (h - size[:, 1])
             return np.round(np.stack([x1, y1, x1 + size[:, 0], y1 + size[:, 1]], axis=1), 1)
-        from ravst.media.video import iter_frames_at
-
-        wanted = sorted({round(float(t), 4) for t in times} | {round(float(t) + MOTION_DT_S, 4) for t in times})
-        # one frame per requested time, in ascending order of the requests
-        frames = {t: image for t, (_, image) in zip(wanted, iter_frames_at(path, wanted, max_side=MOTION_MAX_SIDE), strict=False)}
+        grid = self._grid(path)
         out = []
         for t in times:
-            a = frames[round(float(t), 4)]
-            b = frames[round(float(t) + MOTION_DT_S, 4)]
+            a = grid.at(t)
+            b = grid.at(float(t) + MOTION_DT_S)
             box = motion_box(a, b)
             if box is None:
                 out.append(centre)
@@ -318,3 +343,4 @@ class BaselineBackend:
     def close(self) -> None:
         self._profiles.clear()
         self._sizes.clear()
+        self._grids.clear()

@@ -43,9 +43,16 @@ def jpeg_data_url(frame: np.ndarray, quality: int = JPEG_QUALITY) -> str:
 
 
 def chat_payload(
-    model: str, system: str, user: str, video: SampledVideo, generation: GenerationSettings
+    model: str,
+    system: str,
+    user: str,
+    video: SampledVideo,
+    generation: GenerationSettings,
+    *,
+    video_first: bool = True,
 ) -> dict[str, Any]:
-    """The JSON body of one chat-completions request."""
+    """The JSON body of one chat-completions request (the frames before the user text, or after
+    it when ``video_first`` is False)."""
     w, h = video.input_wh
     content: list[dict[str, Any]] = [
         {
@@ -59,7 +66,10 @@ def chat_payload(
     for t, frame in zip(video.times_s, video.frames, strict=True):
         content.append({"type": "text", "text": f"Frame at {float(t):.1f} s:"})
         content.append({"type": "image_url", "image_url": {"url": jpeg_data_url(frame)}})
-    content.append({"type": "text", "text": user})
+    if video_first:
+        content.append({"type": "text", "text": user})
+    else:
+        content.insert(0, {"type": "text", "text": user})
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": system})
@@ -139,7 +149,9 @@ class OpenAIBackend:
     def _one(self, request: InferRequest) -> Prediction:
         start = time.perf_counter()
         video = sample_video(request.video_path, self.sampling)
-        data = self._post(chat_payload(self.model, request.system, request.user, video, self.generation))
+        data = self._post(chat_payload(
+                self.model, request.system, request.user, video, self.generation, video_first=request.video_first
+            ))
         extra: dict[str, Any] = {"backend": "openai", "original_wh": list(video.original_wh)}
         if isinstance(data, dict) and isinstance(data.get("usage"), dict):
             extra["usage"] = data["usage"]

@@ -3,7 +3,8 @@
 A template has a ``system`` text (may be empty: the chat template's default system turn is then
 used) and a ``user`` text; both may use the placeholders ``{question}``, ``{duration_s}`` (the
 clip's length, 1 decimal), ``{video}`` (its name) and ``{instruction}`` (the Box 2 text). The
-video (and, for Omni, its audio) goes before the user text.
+video (and, for Omni, its audio) goes before the user text, or after it when ``video_first`` is
+False (the ``released`` template: what the released R-AVST trainer feeds).
 
 >>> t = get_template("box2")
 >>> t.render_user(question="When does the dog bark?", duration_s=12.0, video="v1")
@@ -18,33 +19,88 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["BOX2_INSTRUCTION", "BUILTIN_TEMPLATES", "QWEN_OMNI_SYSTEM", "PromptTemplate", "get_template", "load_template"]
+__all__ = [
+    "BOX2_INSTRUCTION",
+    "BUILTIN_TEMPLATES",
+    "QWEN_OMNI_SYSTEM",
+    "RELEASED_QUESTION",
+    "RELEASED_SYSTEM",
+    "PromptTemplate",
+    "get_template",
+    "load_template",
+]
 
-# Paper, Box 2 ("Prompt Template for AVST-Zero Training and Inference"), word for word. The
-# paper's text lost its line breaks; they are put back where the official training code has them.
+# Paper, Box 2 ("Prompt Template for AVST-Zero Training and Inference"). The paper's text lost
+# its line breaks and gained PDF-extraction artefacts (curly quotes, "dog </object>",
+# "<where>for", "<when>and"); the text here has the line breaks and the spellings of the released
+# trainer's SYSTEM_PROMPT (its words are the same), without that string's source indentation.
 BOX2_INSTRUCTION = (
     "You are an expert in audio-visual video grounding.\n"
     "For each question, output within <answer></answer>:\n"
-    "- <object>: grounded object(s), e.g. ‘man’, ‘dog’, separated by commas\n"
+    "- <object>: grounded object(s), e.g. 'man', 'dog', separated by commas\n"
     "- <when>: [start, end] in seconds, 1 decimal\n"
-    "- <where>for each object by each second within the object appearing duration:\n"
+    "- <where> for each object by each second within the object appearing duration:\n"
     "timestamp: [x1, y1, x2, y2]\n"
-    "Only include tags <object>, <when>and <where>. No extra text.\n"
+    "Only include tags <object>, <when> and <where>. No extra text.\n"
     "Example:\n"
     "<answer>\n"
     "<when>[10.0,20.5]</when>\n"
-    "<object>dog </object>\n"
+    "<object>dog</object>\n"
     "<where>\n"
     "10.0: [100,200,300,400]\n"
     "11.0: [109,280,320,432]\n"
     "12.0: [100,200,300,400]\n"
     "</where>\n"
-    "<object>cat </object>\n"
+    "<object>cat</object>\n"
     "<where>\n"
     "12.5: [50,60,150,160]\n"
     "13.5: [55,62,140,150]\n"
     "</where>\n"
     "</answer>"
+)
+
+# What the released trainer (zhlllau/R-AVST, AVST-Zero/src/open_r1/trainer/grpo_trainer_video_gqa.py,
+# SYSTEM_PROMPT and QUESTION_TEMPLATE) feeds, character for character: its system prompt is a
+# triple-quoted string whose lines keep 16 spaces of source indentation and blank lines; its
+# question template is a triple-quoted string that keeps the quote characters and the indentation
+# of what was meant as two concatenated literals. The question text comes BEFORE the video.
+_IND = " " * 16
+RELEASED_SYSTEM = "\n".join(
+    [
+        "You are an expert in audio-visual video grounding.",
+        "",
+        _IND + "For each question, output within <answer></answer>:",
+        _IND + "- <object>: grounded object(s), e.g. 'man', 'dog', separated by commas",
+        _IND + "- <when>: [start, end] in seconds, 1 decimal",
+        _IND + "- <where> for each object by each second within the object appearing duration:",
+        _IND + "timestamp: [x1, y1, x2, y2]",
+        "",
+        _IND + "Only include tags <object>, <when> and <where>. No extra text.",
+        "",
+        _IND + "Example:",
+        *(
+            _IND + line
+            for line in (
+                "<answer>",
+                "<when>[10.0,20.5]</when>",
+                "<object>dog</object>",
+                "<where>",
+                "10.0: [100,200,300,400]",
+                "11.0: [109,280,320,432]",
+                "12.0: [100,200,300,400]",
+                "</where>",
+                "<object>cat</object>",
+                "<where>",
+                "12.5: [50,60,150,160]",
+                "13.5: [55,62,140,150]",
+                "</where>",
+                "</answer>",
+            )
+        ),
+    ]
+)
+RELEASED_QUESTION = (
+    "\n    'Q: {question}\n\n'\n    'Please answer based on the video content using the specified XML-style format.'\n"
 )
 
 # Qwen2.5-Omni's own system prompt, which the official Omni training code puts before Box 2.
@@ -65,7 +121,10 @@ class PromptTemplate:
 
     name: str = field(metadata={"help": "name recorded in the predictions"})
     system: str = field(default="", metadata={"help": "system turn ('' = the chat template's default)"})
-    user: str = field(default="{question}", metadata={"help": "user text after the video"})
+    user: str = field(default="{question}", metadata={"help": "user text (after the video by default)"})
+    video_first: bool = field(
+        default=True, metadata={"help": "the video goes before the user text (False: after it, as the release)"}
+    )
 
     def __post_init__(self) -> None:
         if "{question}" not in self.user and "{question}" not in self.system:
@@ -102,6 +161,8 @@ BUILTIN_TEMPLATES: dict[str, PromptTemplate] = {
     "box2-user": PromptTemplate("box2-user", system="", user="{instruction}\n\n" + _OFFICIAL_QUESTION),
     # the question alone (zero-shot probing of a model's own answer style)
     "plain": PromptTemplate("plain", system="", user="{question}"),
+    # exactly what the released R-AVST trainer feeds (its strings; question text before the video)
+    "released": PromptTemplate("released", system=RELEASED_SYSTEM, user=RELEASED_QUESTION, video_first=False),
 }
 
 
@@ -114,7 +175,8 @@ def get_template(name: str) -> PromptTemplate:
 
 
 def load_template(spec: str) -> PromptTemplate:
-    """A built-in name, or a JSON / YAML file with ``user`` and optional ``system`` / ``name``."""
+    """A built-in name, or a JSON / YAML file with ``user`` and optional ``system`` / ``name`` /
+    ``video_first`` (default true)."""
     if spec in BUILTIN_TEMPLATES:
         return BUILTIN_TEMPLATES[spec]
     path = Path(spec)
@@ -131,14 +193,23 @@ def load_template(spec: str) -> PromptTemplate:
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("user"), str):
-        raise ValueError(f"{path}: a prompt file needs a string field 'user' (and optional 'system', 'name')")
-    unknown = sorted(set(data) - {"user", "system", "name"})
+        raise ValueError(
+            f"{path}: a prompt file needs a string field 'user' (and optional 'system', 'name', 'video_first')"
+        )
+    unknown = sorted(set(data) - {"user", "system", "name", "video_first"})
     if unknown:
-        raise ValueError(f"{path}: unknown field(s) {unknown}; a prompt file has 'user', 'system' and 'name'")
+        raise ValueError(
+            f"{path}: unknown field(s) {unknown}; a prompt file has 'user', 'system', 'name' and 'video_first'"
+        )
+    video_first = data.get("video_first", True)
+    if not isinstance(video_first, bool):
+        raise ValueError(f"{path}: field 'video_first' must be true or false, got {video_first!r}")
     system = data.get("system") or ""
     if not isinstance(system, str):
         raise ValueError(f"{path}: field 'system' must be a string")
     try:
-        return PromptTemplate(name=str(data.get("name") or path.stem), system=system, user=data["user"])
+        return PromptTemplate(
+            name=str(data.get("name") or path.stem), system=system, user=data["user"], video_first=video_first
+        )
     except ValueError as exc:  # an unknown {placeholder}, or no {question}
         raise ValueError(f"{path}: {exc}") from exc

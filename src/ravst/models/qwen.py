@@ -76,7 +76,9 @@ def is_omni(obj: Any) -> bool:
     return "omni" in str(getattr(config, "model_type", "")).lower()
 
 
-def chat_messages(system: str, user: str, *, separate_audio: bool = False) -> list[dict[str, Any]]:
+def chat_messages(
+    system: str, user: str, *, separate_audio: bool = False, video_first: bool = True
+) -> list[dict[str, Any]]:
     """Chat messages: optional system turn, then the video (and, with ``separate_audio``, an
     audio placeholder) before the user text. With ``use_audio_in_video`` the video placeholder
     alone stands for both streams.
@@ -85,11 +87,14 @@ def chat_messages(system: str, user: str, *, separate_audio: bool = False) -> li
     ['system', 'user']
     >>> [c["type"] for c in chat_messages("", "q", separate_audio=True)[0]["content"]]
     ['video', 'audio', 'text']
+    >>> [c["type"] for c in chat_messages("", "q", video_first=False)[0]["content"]]
+    ['text', 'video']
     """
     content: list[dict[str, Any]] = [{"type": "video"}]
     if separate_audio:
         content.append({"type": "audio"})
-    content.append({"type": "text", "text": user})
+    text = {"type": "text", "text": user}
+    content = [*content, text] if video_first else [text, *content]
     messages: list[dict[str, Any]] = []
     if system:
         messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
@@ -140,17 +145,21 @@ def processor_kwargs(
 
 def build_inputs(
     processor: Any,
-    prompts: Sequence[tuple[str, str]],
+    prompts: Sequence[tuple[str, str] | tuple[str, str, bool]],
     videos: Sequence[SampledVideo],
     *,
     use_audio_in_video: bool = True,
 ) -> Any:
     """Tokenized, padded model inputs (a ``BatchFeature`` of torch tensors) for ``(system, user)``
-    prompts and their sampled videos."""
+    prompts (or ``(system, user, video_first)``) and their sampled videos."""
     omni = is_omni(processor)
     texts = [
-        processor.apply_chat_template(chat_messages(s, u), tokenize=False, add_generation_prompt=True)
-        for s, u in prompts
+        processor.apply_chat_template(
+            chat_messages(p[0], p[1], video_first=bool(p[2]) if len(p) > 2 else True),
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for p in prompts
     ]
     kwargs = processor_kwargs(processor, videos, use_audio_in_video=use_audio_in_video and omni)
     inputs = processor(text=texts, return_tensors="pt", padding=True, **kwargs)
@@ -314,7 +323,7 @@ class QwenBackend:
 
         start = time.perf_counter()
         inputs = build_inputs(
-            self.processor, [(r.system, r.user) for r in requests], videos, use_audio_in_video=use_audio
+            self.processor, [(r.system, r.user, r.video_first) for r in requests], videos, use_audio_in_video=use_audio
         ).to(self.device)
         if "pixel_values_videos" in inputs:
             inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)

@@ -1,17 +1,31 @@
-"""Frame sampling (fps / max frames), Qwen's smart-resize rule, and audio for model inputs.
+"""Frame sampling, Qwen's smart-resize rule and pixel budgets, and audio for model inputs.
 
-Frames are decoded in one streaming pass (``ravst.media.video.iter_frames_at``) and resized to
-the model's input size as they come, so memory holds only the sampled, resized frames: it does
-not grow with the clip's length at a fixed frame budget. Every frame keeps its REAL timestamp.
+Which frames, at what size, follows the reference implementation the Qwen2.5-VL / Omni models
+were trained with, qwen-vl-utils' ``fetch_video`` (qwen-omni-utils has the same code), so that
+frame positions, sizes and ``second_per_grid_ts`` are what the model expects:
+
+* frame count ``n = total_frames / source_fps * fps``, clamped to ``[min_frames, max_frames]``
+  and to ``total_frames``, floored to an even number (``FRAME_FACTOR``: frames go in temporal
+  patches of 2); frame indices ``round(linspace(0, total_frames - 1, n))`` -- never a frame past
+  the stream's end;
+* ``sample_fps = n / total_frames * source_fps`` and ``second_per_grid_ts = 2 / sample_fps``;
+* per-frame pixel budget ``max(min(VIDEO_MAX_PIXELS, total_pixels / n * 2), 1.05 * min_pixels)``,
+  lowered further by ``max_pixels``; then smart-resize (sides multiples of 28).
+
+Frames are decoded in one streaming pass (``ravst.media.video.iter_frames_by_index``) and
+resized as they come (antialiased bicubic, the reference's kernel), so memory holds only the
+sampled, resized frames. Every frame keeps its REAL timestamp.
 
 >>> smart_resize(240, 320, min_pixels=3136, max_pixels=12845056)
 (252, 308)
 >>> smart_resize(1080, 1920, min_pixels=3136, max_pixels=602112)
 (560, 1008)
->>> frame_times(5.0, fps=1.0, max_frames=64).tolist()
-[0.0, 1.0, 2.0, 3.0, 4.0]
->>> frame_times(10.0, fps=2.0, max_frames=4).tolist()
-[0.0, 2.5, 5.0, 7.5]
+>>> sample_frame_indices(900, 15000 / 1001, fps=0.1, max_frames=64).tolist()
+[0, 180, 360, 539, 719, 899]
+>>> round(sample_fps(6, 900, 15000 / 1001), 6)
+0.0999
+>>> frame_budget_pixels(60, min_pixels=12544, max_pixels=VIDEO_MAX_PIXELS, total_pixels=2809856)  # the release
+93661.86666666667
 """
 
 from __future__ import annotations
@@ -26,12 +40,22 @@ import numpy as np
 
 __all__ = [
     "AUDIO_SAMPLE_RATE",
+    "FPS_MAX_FRAMES",
+    "FPS_MIN_FRAMES",
+    "FRAME_FACTOR",
     "PAPER_MAX_PIXELS",
     "PAPER_MIN_PIXELS",
+    "TEMPORAL_PATCH_SIZE",
+    "VIDEO_MAX_PIXELS",
+    "VIDEO_MIN_PIXELS",
+    "VIDEO_TOTAL_PIXELS",
     "SampledVideo",
     "SamplingConfig",
+    "frame_budget_pixels",
     "frame_times",
     "resize_frame",
+    "sample_fps",
+    "sample_frame_indices",
     "sample_video",
     "smart_resize",
     "video_metadata",
@@ -39,24 +63,42 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PAPER_MIN_PIXELS = 3136  # paper, "AVST-Zero Training": min_pixels
-PAPER_MAX_PIXELS = 12845056  # paper, "AVST-Zero Training": max_pixels
-AUDIO_SAMPLE_RATE = 16000  # Whisper-style feature extractors (Qwen2.5-Omni)
+# The paper's values ("AVST-Zero Training"). They are qwen-vl-utils' IMAGE limits (4 and 16384
+# tokens of 28x28) and what the released trainer gives the processor's image_processor; video
+# frames follow the VIDEO limits below.
+PAPER_MIN_PIXELS = 3136
+PAPER_MAX_PIXELS = 12845056
+# qwen-vl-utils (0.0.14; qwen-omni-utils 0.0.9 is the same) video limits
 QWEN_RESIZE_FACTOR = 28  # patch 14 x spatial merge 2
+VIDEO_MIN_PIXELS = 128 * QWEN_RESIZE_FACTOR**2  # 100,352 per frame
+VIDEO_MAX_PIXELS = 768 * QWEN_RESIZE_FACTOR**2  # 602,112 per frame: the per-frame cap
+VIDEO_TOTAL_PIXELS = int(128000 * QWEN_RESIZE_FACTOR**2 * 0.9)  # 90,316,800 over a clip (MODEL_SEQ_LEN 128000)
+FRAME_FACTOR = 2  # frame counts are even
+FPS_MIN_FRAMES = 4
+FPS_MAX_FRAMES = 768
+TEMPORAL_PATCH_SIZE = 2  # Qwen2.5-VL / Omni vision tower: 2 frames per temporal patch
+AUDIO_SAMPLE_RATE = 16000  # Whisper-style feature extractors (Qwen2.5-Omni)
 _MAX_ASPECT = 200.0
+_warned_caps: set[int] = set()
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """How frames (and audio) are taken from a clip for one model input."""
+    """How frames (and audio) are taken from a clip for one model input (qwen-vl-utils' rule)."""
 
     fps: float = field(default=1.0, metadata={"help": "frames per second to sample (GT boxes are 1 Hz)"})
-    max_frames: int = field(default=64, metadata={"help": "frame budget: above it, frames spread evenly"})
-    min_pixels: int = field(default=PAPER_MIN_PIXELS, metadata={"help": "min H*W of a resized frame"})
-    max_pixels: int = field(default=PAPER_MAX_PIXELS, metadata={"help": "max H*W of a resized frame"})
-    total_pixels: int | None = field(
+    max_frames: int = field(default=64, metadata={"help": "frame budget (even; qwen-vl-utils' max_frames)"})
+    min_frames: int = field(default=FPS_MIN_FRAMES, metadata={"help": "at least this many frames (qwen-vl-utils)"})
+    min_pixels: int | None = field(
         default=None,
-        metadata={"help": "optional budget of H*W summed over all frames (qwen-vl-utils' total_pixels)"},
+        metadata={"help": "min H*W of a resized frame; None: VIDEO_MIN_PIXELS, or max_pixels when that is lower"},
+    )
+    max_pixels: int = field(
+        default=VIDEO_MAX_PIXELS, metadata={"help": "max H*W of a resized frame (capped at VIDEO_MAX_PIXELS)"}
+    )
+    total_pixels: int | None = field(
+        default=VIDEO_TOTAL_PIXELS,
+        metadata={"help": "budget of H*W summed over all frames (qwen-vl-utils' total_pixels); None: no budget"},
     )
     factor: int = field(default=QWEN_RESIZE_FACTOR, metadata={"help": "sides are multiples of this"})
     max_audio_s: float | None = field(
@@ -66,21 +108,32 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"SamplingConfig.fps must be > 0, got {self.fps}")
-        if self.max_frames < 1:
-            raise ValueError(f"SamplingConfig.max_frames must be >= 1, got {self.max_frames}")
+        if self.max_frames < FRAME_FACTOR:
+            raise ValueError(f"SamplingConfig.max_frames must be >= {FRAME_FACTOR}, got {self.max_frames}")
+        if not 1 <= self.min_frames <= self.max_frames:
+            raise ValueError(
+                f"SamplingConfig: need 1 <= min_frames ({self.min_frames}) <= max_frames ({self.max_frames})"
+            )
         if self.factor < 1:
             raise ValueError(f"SamplingConfig.factor must be >= 1, got {self.factor}")
-        if not 0 < self.min_pixels <= self.max_pixels:
+        if not 0 < self.frame_min_pixels <= self.max_pixels:
             raise ValueError(
                 f"SamplingConfig: need 0 < min_pixels ({self.min_pixels}) <= max_pixels ({self.max_pixels})"
             )
-        if self.total_pixels is not None and self.total_pixels < self.min_pixels:
+        if self.total_pixels is not None and self.total_pixels < self.frame_min_pixels:
             raise ValueError(f"SamplingConfig.total_pixels ({self.total_pixels}) is below min_pixels")
         if self.max_audio_s is not None and not self.max_audio_s > 0:
             raise ValueError(f"SamplingConfig.max_audio_s must be > 0, got {self.max_audio_s}")
 
+    @property
+    def frame_min_pixels(self) -> int:
+        """The min H*W applied: ``min_pixels``, or by default ``min(VIDEO_MIN_PIXELS, max_pixels)``."""
+        return self.min_pixels if self.min_pixels is not None else min(VIDEO_MIN_PIXELS, self.max_pixels)
 
-def smart_resize(height: int, width: int, *, min_pixels: int, max_pixels: int, factor: int = 28) -> tuple[int, int]:
+
+def smart_resize(
+    height: int, width: int, *, min_pixels: float, max_pixels: float, factor: int = 28
+) -> tuple[int, int]:
     """Qwen2-VL / 2.5-VL resize rule: ``(h, w)`` multiples of ``factor``, ``min_pixels <= h*w <=
     max_pixels``, aspect ratio kept as closely as possible. Raises ``ValueError`` beyond 200:1."""
     if height <= 0 or width <= 0:
@@ -100,24 +153,72 @@ def smart_resize(height: int, width: int, *, min_pixels: int, max_pixels: int, f
     return h_bar, w_bar
 
 
-def frame_times(duration_s: float, *, fps: float, max_frames: int) -> np.ndarray:
-    """Requested frame times: every ``1/fps`` s from 0 while ``t < duration_s``; when that is more
-    than ``max_frames``, ``max_frames`` times spread evenly over the clip (``k * D / n``)."""
-    if not math.isfinite(duration_s) or duration_s < 0:
-        raise ValueError(f"duration_s must be finite and >= 0, got {duration_s}")
-    n = max(1, math.ceil(duration_s * fps - 1e-9))
-    if n <= max_frames:
-        return np.round(np.arange(n) / fps, 6)
-    return np.round(np.arange(max_frames) * (duration_s / max_frames), 6)
+def _floor_even(x: float) -> int:
+    return math.floor(x / FRAME_FACTOR) * FRAME_FACTOR
+
+
+def sample_frame_indices(
+    total_frames: int, source_fps: float, *, fps: float, max_frames: int, min_frames: int = FPS_MIN_FRAMES
+) -> np.ndarray:
+    """Indices of the frames fed, qwen-vl-utils' ``smart_nframes`` + ``linspace`` rule: ``n =
+    total_frames / source_fps * fps`` clamped to ``[min_frames, max_frames]`` and to
+    ``total_frames``, floored to an even count; ``round(linspace(0, total_frames - 1, n))``
+    (computed with torch in float32 and rounded half to even, exactly like the reference).
+    Raises ``ValueError`` for a clip of fewer than 2 frames."""
+    import torch
+
+    if total_frames < FRAME_FACTOR or not source_fps > 0:
+        raise ValueError(
+            f"a video needs at least {FRAME_FACTOR} frames and a frame rate, got {total_frames} at {source_fps} fps"
+        )
+    lo = math.ceil(min_frames / FRAME_FACTOR) * FRAME_FACTOR
+    hi = _floor_even(min(max_frames, FPS_MAX_FRAMES, total_frames))
+    n = _floor_even(min(max(total_frames / source_fps * fps, lo), hi, total_frames))
+    if not FRAME_FACTOR <= n <= total_frames:
+        raise ValueError(f"cannot sample an even number of frames >= 2 from {total_frames} (got {n})")
+    return torch.linspace(0, total_frames - 1, n).round().long().numpy()
+
+
+def sample_fps(n_frames: int, total_frames: int, source_fps: float) -> float:
+    """The frame rate the model is told (qwen-vl-utils' ``sample_fps``): ``n / total * source_fps``."""
+    return n_frames / max(total_frames, 1e-6) * source_fps
+
+
+def frame_times(
+    total_frames: int, source_fps: float, *, fps: float, max_frames: int, min_frames: int = FPS_MIN_FRAMES
+) -> np.ndarray:
+    """Nominal times (``index / source_fps``, s) of the frames :func:`sample_frame_indices` picks;
+    the real times are the decoded frames' timestamps (:attr:`SampledVideo.times_s`)."""
+    idx = sample_frame_indices(total_frames, source_fps, fps=fps, max_frames=max_frames, min_frames=min_frames)
+    return np.asarray(idx, dtype=np.float64) / source_fps
+
+
+def frame_budget_pixels(
+    n_frames: int, *, min_pixels: float, max_pixels: float, total_pixels: float | None
+) -> float:
+    """Max H*W of one frame (qwen-vl-utils' video rule): ``max(min(VIDEO_MAX_PIXELS, total_pixels /
+    n * FRAME_FACTOR), int(1.05 * min_pixels))``, then at most ``max_pixels``."""
+    total = math.inf if total_pixels is None else total_pixels
+    cap = max(min(VIDEO_MAX_PIXELS, total / max(1, n_frames) * FRAME_FACTOR), int(min_pixels * 1.05))
+    return min(max_pixels, cap)
 
 
 def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bicubic resize of an RGB uint8 frame to exactly ``height x width`` (PIL, antialiased)."""
+    """Antialiased bicubic resize of an RGB uint8 frame to exactly ``height x width``.
+
+    The reference (qwen-vl-utils) uses torchvision's ``resize(BICUBIC, antialias=True)``, which
+    computes in float32; this uses torch's uint8 kernel for the same filter (bicubic a=-0.5,
+    support widened by the scale), about 10x faster on CPU, which rounds to uint8 between its
+    horizontal and vertical passes. Measured on the real clips: most pixels equal, the others
+    off by a few levels at sharp edges (tolerance in ``docs/inference.md``; the tests check it).
+    """
     if frame.shape[0] == height and frame.shape[1] == width:
         return frame
-    from PIL import Image
+    import torch
 
-    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
+    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0)
+    y = torch.nn.functional.interpolate(x, size=(height, width), mode="bicubic", antialias=True, align_corners=False)
+    return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,10 +226,11 @@ class SampledVideo:
     """The frames (and audio) fed to a model for one clip, with everything needed to map back.
 
     ``frames`` is ``(T, H, W, 3)`` uint8 at the model's input size ``input_wh``; ``times_s`` are
-    the real timestamps of those frames; ``frame_indices`` their indices in the source stream
-    (``round(t * source_fps)``); ``audio`` is mono float32 at ``audio_sample_rate`` covering
-    ``[0, audio_s]`` (None when not requested or when the file has no audio);
-    ``audio_cut_s`` is how many seconds a limit removed (0 when none).
+    the real timestamps of those frames; ``frame_indices`` their positions in the source stream;
+    ``sample_fps`` the rate the model is told (qwen-vl-utils': ``T / source_num_frames *
+    source_fps``; 0.0 = measure it from ``times_s``); ``audio`` is mono float32 at
+    ``audio_sample_rate`` covering ``[0, audio_s]`` (None when not requested or when the file has
+    no audio); ``audio_cut_s`` is how many seconds a limit removed (0 when none).
     """
 
     path: str
@@ -143,13 +245,22 @@ class SampledVideo:
     audio: np.ndarray | None = None
     audio_sample_rate: int = AUDIO_SAMPLE_RATE
     audio_cut_s: float = 0.0
+    sample_fps: float = 0.0
 
     @property
     def sampled_fps(self) -> float:
-        """Effective frame rate of the sampled frames (what the model's time encoding assumes)."""
+        """The frame rate of the sampled frames as the model's time encoding sees it:
+        :attr:`sample_fps` (the reference's), else the rate measured from the real timestamps."""
+        if self.sample_fps > 0:
+            return self.sample_fps
         if len(self.times_s) < 2:
             return 1.0 / max(self.duration_s, 1e-6) if self.duration_s > 0 else 1.0
         return float((len(self.times_s) - 1) / max(self.times_s[-1] - self.times_s[0], 1e-6))
+
+    @property
+    def second_per_grid_ts(self) -> float:
+        """Seconds per temporal patch of 2 frames: ``TEMPORAL_PATCH_SIZE / sampled_fps``."""
+        return TEMPORAL_PATCH_SIZE / self.sampled_fps
 
     @property
     def audio_s(self) -> float:
@@ -157,35 +268,50 @@ class SampledVideo:
 
 
 def _input_size(width: int, height: int, n_frames: int, cfg: SamplingConfig) -> tuple[int, int]:
-    max_pixels = cfg.max_pixels
-    if cfg.total_pixels is not None:
-        # qwen-vl-utils: each frame gets an even share of the total budget (frames go in pairs)
-        share = cfg.total_pixels / max(1, n_frames) * 2
-        max_pixels = max(min(max_pixels, int(share)), int(cfg.min_pixels * 1.05))
-    return smart_resize(height, width, min_pixels=cfg.min_pixels, max_pixels=max_pixels, factor=cfg.factor)
+    if cfg.max_pixels > VIDEO_MAX_PIXELS and cfg.max_pixels not in _warned_caps:
+        _warned_caps.add(cfg.max_pixels)
+        log.warning(
+            "max_pixels %d exceeds the per-frame video cap %d (qwen-vl-utils' VIDEO_MAX_PIXELS): frames are "
+            "resized to at most %d pixels",
+            cfg.max_pixels,
+            VIDEO_MAX_PIXELS,
+            VIDEO_MAX_PIXELS,
+        )
+    budget = frame_budget_pixels(
+        n_frames, min_pixels=cfg.frame_min_pixels, max_pixels=cfg.max_pixels, total_pixels=cfg.total_pixels
+    )
+    return smart_resize(height, width, min_pixels=cfg.frame_min_pixels, max_pixels=budget, factor=cfg.factor)
 
 
 def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = False) -> SampledVideo:
     """Decode, sample and resize the frames of ``path`` (and its audio when ``with_audio``).
 
-    Raises ``ravst.media.video.MediaError`` (a ``ValueError``) for unreadable files. A clip
-    without an audio track gets ``audio=None`` (logged) rather than an error.
+    Raises ``ravst.media.video.MediaError`` (a ``ValueError``) for unreadable files and its
+    subclass ``TruncatedVideoError`` for a file that ends well before its claimed duration. A
+    clip without an audio track gets ``audio=None`` (logged) rather than an error.
     """
     from ravst.media.audio import load_audio
-    from ravst.media.video import MediaError, iter_frames_at, probe
+    from ravst.media.video import MediaError, iter_frames_by_index, probe
 
     info = probe(path)
-    duration = info.duration_s if info.duration_s > 0 else (info.num_frames / info.fps if info.fps else 0.0)
-    wanted = frame_times(duration, fps=cfg.fps, max_frames=cfg.max_frames)
+    if info.fps <= 0:
+        raise MediaError(path, "video stream has no frame rate")
+    duration = info.duration_s if info.duration_s > 0 else info.num_frames / info.fps
+    total = info.num_frames
+    try:
+        wanted = sample_frame_indices(
+            total, info.fps, fps=cfg.fps, max_frames=cfg.max_frames, min_frames=cfg.min_frames
+        )
+    except ValueError as exc:
+        raise MediaError(path, str(exc)) from exc
     in_h, in_w = _input_size(info.width, info.height, len(wanted), cfg)
     frames = np.empty((len(wanted), in_h, in_w, 3), dtype=np.uint8)
     real = np.empty(len(wanted), dtype=np.float64)
-    for i, (t, image) in enumerate(iter_frames_at(path, wanted)):
+    got: list[int] = []
+    for i, (index, t, image) in enumerate(iter_frames_by_index(path, wanted.tolist())):
         frames[i] = resize_frame(image, in_h, in_w)
         real[i] = t
-    fps = info.fps if info.fps > 0 else cfg.fps
-    total = info.num_frames if info.num_frames > 0 else max(1, round(duration * fps))
-    indices = tuple(min(total - 1, max(0, round(t * fps))) for t in real)
+        got.append(index)
     audio = None
     cut = 0.0
     if with_audio:
@@ -206,24 +332,24 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
         path=str(path),
         frames=frames,
         times_s=real,
-        frame_indices=indices,
+        frame_indices=tuple(got),
         original_wh=(info.width, info.height),
         input_wh=(in_w, in_h),
-        source_fps=fps,
+        source_fps=info.fps,
         source_num_frames=total,
         duration_s=duration,
         audio=audio,
         audio_cut_s=cut,
+        sample_fps=sample_fps(len(wanted), total, info.fps),
     )
 
 
 def video_metadata(video: SampledVideo) -> Any:
-    """transformers' ``VideoMetadata`` describing the SAMPLED clip: ``fps`` is the rate measured
-    from the frames' real timestamps (:attr:`SampledVideo.sampled_fps`), ``frames_indices`` are
+    """transformers' ``VideoMetadata`` describing the SAMPLED clip: ``fps`` is
+    :attr:`SampledVideo.sampled_fps` (qwen-vl-utils' ``sample_fps``), ``frames_indices`` are
     ``0..T-1``. Pass it with ``do_sample_frames=False``: Qwen2.5-VL's processor then derives
-    ``second_per_grid_ts = temporal_patch_size / fps`` from the real rate (without metadata it
-    assumes 24 fps; with the source stream's frame count it would use ``T / duration``, which is
-    off by one frame interval for fps sampling). The real times themselves are ``times_s``.
+    ``second_per_grid_ts = temporal_patch_size / fps`` exactly as the reference does (without
+    metadata it assumes 24 fps). The real times themselves are ``times_s``.
     """
     from transformers.video_utils import VideoMetadata
 

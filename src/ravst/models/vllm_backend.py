@@ -118,7 +118,7 @@ class VllmBackend:
         inputs = []
         for r, v in zip(requests, videos, strict=True):
             prompt = self.processor.apply_chat_template(
-                chat_messages(r.system, r.user), tokenize=False, add_generation_prompt=True
+                chat_messages(r.system, r.user, video_first=r.video_first), tokenize=False, add_generation_prompt=True
             )
             inputs.append(vllm_request(prompt, v, omni=self.omni, use_audio=self.use_audio))
         outputs = self.llm.generate(inputs, self._sampling_params(), use_tqdm=False)

@@ -112,7 +112,7 @@ def build_prompt(item: QAItem, *, template: str = "box2", with_audio: bool = Fal
     t = load_template(template)
     system = t.render_system(question=item.question, duration_s=item.duration_s, video=item.video)
     user = t.render_user(question=item.question, duration_s=item.duration_s, video=item.video)
-    return chat_messages(system, user, separate_audio=with_audio)
+    return chat_messages(system, user, separate_audio=with_audio, video_first=t.video_first)
 
 
 def qa_to_json(item: QAItem) -> str:
