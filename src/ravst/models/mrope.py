@@ -128,7 +128,7 @@ def audio_token_count(feature_length: int) -> int:
     """Audio tokens of Qwen2.5-Omni's audio encoder for ``feature_length`` mel frames (100 / s):
     a stride-2 convolution then a 2x pooling, i.e. 25 tokens per second.
 
-    >>> audio_token_count(6000), audio_token_count(400), audio_token_count(1)
+    >>> audio_token_count(6000), audio_token_count(400), audio_token_count(4)
     (1500, 100, 1)
     """
     n = int(feature_length)
@@ -424,7 +424,7 @@ def _synthetic_inputs(model: Any, spec: RopeSpec, *, interleave: bool) -> dict[s
     special = {spec.video_token_id, spec.image_token_id, spec.vision_start_token_id, spec.vision_end_token_id,
                spec.audio_token_id, spec.audio_start_token_id, spec.audio_end_token_id}
     text = [t for t in range(100, 200) if t not in special][:3]  # ordinary text tokens in any Qwen vocabulary
-    ids: list[int] = list(text) + [spec.vision_start_token_id]
+    ids: list[int] = [*text, spec.vision_start_token_id]
     grids = [grid]
     extra: dict[str, Any] = {}
     if interleave:
@@ -433,7 +433,7 @@ def _synthetic_inputs(model: Any, spec: RopeSpec, *, interleave: bool) -> dict[s
         ids += [spec.audio_start_token_id]
         ids += [spec.video_token_id] * 4 + [spec.audio_token_id] * 50 + [spec.video_token_id] * 4
         ids += [spec.audio_token_id] * (n_audio - 50)
-        ids += [spec.audio_end_token_id, spec.vision_end_token_id] + text
+        ids += [spec.audio_end_token_id, spec.vision_end_token_id, *text]
         n_mel = int(getattr(thinker.audio_config, "num_mel_bins", 128))
         extra = {"input_features": torch.randn(1, n_mel, feat),
                  "feature_attention_mask": torch.ones(1, feat, dtype=torch.long), "use_audio_in_video": True}

@@ -474,8 +474,8 @@ class QwenBackend:
         if second is None:
             second = inputs.get("video_second_per_grid")
         seconds = second.reshape(-1).tolist() if second is not None else [None] * len(grids)
-        feats = (inputs["feature_attention_mask"].sum(-1).tolist()
-                 if use_audio and "feature_attention_mask" in inputs else [None] * len(requests))
+        feats: list[Any] = (inputs["feature_attention_mask"].sum(-1).tolist()
+                            if use_audio and "feature_attention_mask" in inputs else [None] * len(requests))
         for b, (r, v) in enumerate(zip(requests, videos, strict=True)):
             keep = mask[b]
             ids = inputs["input_ids"][b].cpu()[keep].tolist()

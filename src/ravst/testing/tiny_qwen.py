@@ -352,7 +352,12 @@ def build_tiny_qwen_omni_full(out_dir: str | Path, *, seed: int = 0, hidden_size
 
 
 def _omni_processor(tok: Any) -> Any:
-    from transformers import Qwen2_5OmniProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor, WhisperFeatureExtractor
+    from transformers import (
+        Qwen2_5OmniProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+        WhisperFeatureExtractor,
+    )
 
     return Qwen2_5OmniProcessor(
         image_processor=Qwen2VLImageProcessor(size=_video_size()),

@@ -559,7 +559,6 @@ def save_final(trainer: Any, out_dir: str | Path) -> Path:
         trainer.save_model(str(adapter))
         if main:
             from peft import PeftModel
-
             from transformers import AutoConfig
 
             base_path = model.peft_config["default"].base_model_name_or_path
