@@ -8,6 +8,11 @@
 #   [inference-vllm]  the same tiny Qwen2.5-VL through `ravst infer --backend vllm` (when vllm imports)
 #   [grpo-bf16]       AVST-Zero GRPO: 2 bf16 steps of a tiny random Qwen2.5-VL on the GPU, real clip
 #   [grpo-vllm]       the same with TRL's colocated vLLM rollout (video sent to vLLM; when vllm imports)
+#   [logprob-parity]  HF transformers vs vLLM on the SAME prompt and frames (tiny models, bf16), for
+#                     Qwen2.5-VL and a FULL Qwen2.5-Omni checkpoint (audio in video): asserts vLLM's prompt
+#                     token ids equal the HF processor's, and the per-token log-probs of vLLM's greedy
+#                     completion, re-scored by HF with ravst's reference MRoPE positions, agree
+#                     (max |diff| <= LOGP_TOL, default 0.05 nats); vllm >= 0.31.0 (version check)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PY:-.venv/bin/python}"
@@ -95,6 +100,90 @@ print("vllm", vllm.__version__, "rc", rc, f"{time.perf_counter() - t:.1f}s", "er
 assert rc == 0 and rec.get("error") is None
 PYEOF
 result inference-vllm $?
+
+
+# ---------------------------------------------------------------- logprob-parity (model inputs)
+section logprob-parity
+"$PY" - "$OUT" "$VIDEOS" <<'PYEOF'
+import os, sys
+from pathlib import Path
+
+out, videos = Path(sys.argv[1]) / "parity", Path(sys.argv[2])
+try:
+    import torch
+    import vllm
+except ImportError as exc:
+    print(f"SKIP: vllm not importable ({exc}); install the 'vllm' extra"); sys.exit(3)
+if not torch.cuda.is_available():
+    print("SKIP: no CUDA device"); sys.exit(3)
+clip = videos / "videollama_dog_barking.mp4"  # 7 s with audio: 1 fps, 8 frames
+if not clip.is_file():
+    print(f"SKIP: {clip} absent"); sys.exit(3)
+from vllm import LLM, SamplingParams
+from transformers import AutoProcessor
+
+from ravst.models.mrope import capture_rotary_positions, inputs_position_ids, rope_spec, verify_model_positions
+from ravst.models.qwen import build_inputs, chat_messages
+from ravst.models.sampling import SamplingConfig, sample_video
+from ravst.models.vllm_backend import check_vllm_version, vllm_request
+from ravst.testing.tiny_qwen import build_tiny_qwen_omni_full, build_tiny_qwen_vl, load_tiny_model, multimodal_token_ids
+
+check_vllm_version(vllm.__version__)
+tol = float(os.environ.get("LOGP_TOL", "0.05"))
+out.mkdir(parents=True, exist_ok=True)
+bad = []
+for kind, build in (("vl", build_tiny_qwen_vl), ("omni", build_tiny_qwen_omni_full)):
+    path = out / f"tiny-{kind}"
+    if not (path / "config.json").is_file():
+        build(path, hidden_size=128)
+    omni = kind == "omni"
+    processor = AutoProcessor.from_pretrained(path)
+    video = sample_video(clip, SamplingConfig(fps=1.0, max_frames=8, min_pixels=3136, max_pixels=50176),
+                         with_audio=omni)
+    system, user = "You answer about the video.", "When does the dog bark?"
+    text = processor.apply_chat_template(chat_messages(system, user), tokenize=False, add_generation_prompt=True)
+    llm = LLM(model=str(path), dtype="bfloat16", max_model_len=8192, gpu_memory_utilization=0.3, seed=0,
+              limit_mm_per_prompt={"video": 1, "audio": 1} if omni else {"video": 1}, enforce_eager=True)
+    params = SamplingParams(max_tokens=16, temperature=0.0, logprobs=0,
+                            logit_bias={i: -100.0 for i in multimodal_token_ids(processor)})
+    res = llm.generate([vllm_request(text, video, omni=omni, use_audio=omni)], params, use_tqdm=False)[0]
+    prompt_ids, comp = list(res.prompt_token_ids), res.outputs[0]
+    vllm_lp = [d[t].logprob for d, t in zip(comp.logprobs, comp.token_ids)]  # raw log-probs of the chosen tokens
+    del llm
+    torch.cuda.empty_cache()
+    # HF on the same frames and prompt, the completion re-scored (teacher forcing), bf16
+    model = load_tiny_model(path, dtype=torch.bfloat16).cuda()
+    verify_model_positions(model)
+    inputs = build_inputs(processor, [(system, user)], [video], use_audio_in_video=omni)
+    same_prompt = inputs["input_ids"][0].tolist() == prompt_ids
+    ids = torch.tensor([prompt_ids + list(comp.token_ids)])
+    full = dict(inputs)
+    full["input_ids"], full["attention_mask"] = ids, torch.ones_like(ids)
+    if not omni:
+        full["mm_token_type_ids"] = (ids == model.config.video_token_id).long() * 2
+    pos = inputs_position_ids(rope_spec(model.config), full, use_audio_in_video=omni)
+    full = {k: (v.cuda() if hasattr(v, "cuda") else v) for k, v in full.items()}
+    for k in ("pixel_values_videos", "input_features"):
+        if k in full:
+            full[k] = full[k].to(torch.bfloat16)
+    if omni:
+        full["use_audio_in_video"] = True
+    with torch.no_grad(), capture_rotary_positions(model) as seen:
+        logits = model(**full, position_ids=pos.cuda()).logits.float()
+    n = len(prompt_ids)
+    hf_lp = torch.log_softmax(logits[0, n - 1:-1], -1).gather(-1, ids[0, n:, None].cuda())[:, 0].tolist()
+    diff = max(abs(a - b) for a, b in zip(hf_lp, vllm_lp)) if hf_lp else float("nan")
+    used_ok = torch.equal(seen[0][-3:].long(), pos) if seen else False
+    print(f"{kind}: vllm {vllm.__version__}, {len(prompt_ids)} prompt tokens (HF processor equal: {same_prompt}), "
+          f"{len(hf_lp)} completion tokens, max |logp HF - vLLM| = {diff:.4f} (tol {tol}), "
+          f"positions at the rotary = reference: {used_ok}")
+    if not (same_prompt and used_ok and hf_lp and diff <= tol):
+        bad.append(kind)
+    del model
+    torch.cuda.empty_cache()
+assert not bad, f"HF / vLLM disagree for {bad}"
+PYEOF
+result logprob-parity $?
 
 # ---------------------------------------------------------------- training sections: insert above the exit
 # ---------------------------------------------------------------- grpo-bf16 / grpo-vllm (training area)

@@ -381,3 +381,111 @@ def test_config_checks_types_and_the_generation_batch(tmp_path: Path, monkeypatc
         GRPORunConfig.from_dict({**base, "gradient_accumulation_steps": 5})
     monkeypatch.setenv("WORLD_SIZE", "3")
     assert GRPORunConfig.from_dict({**base, "gradient_accumulation_steps": 2}).num_generations == 6
+
+
+# ---------------------------------------------------------------- issue 10: what the model sees
+MIXED = ("unav100_--HuBNHXu9I.mp4", "mmaction2_test_makeup.avi")  # 60 s and a short clip, both with audio
+
+
+@pytest.fixture(scope="module")
+def mixed_qa(tmp_path_factory: pytest.TempPathFactory, videos_dir: Path) -> tuple[Path, Path]:
+    """QAs over a 60 s and a short clip: different audio lengths in one batch."""
+    root = tmp_path_factory.mktemp("mixed")
+    vdir = root / "videos"
+    vdir.mkdir()
+    for name in MIXED:
+        (vdir / name).symlink_to(videos_dir / name)
+    rows = _qa_json(videos_dir)
+    for row, name in zip(rows, MIXED, strict=True):
+        row["video_name"] = Path(name).stem
+    path = root / "qa.json"
+    path.write_text(json.dumps(rows))
+    return path, vdir
+
+
+@pytest.fixture(scope="module")
+def tiny_omni_full(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ravst.testing.tiny_qwen import build_tiny_qwen_omni_full
+
+    return build_tiny_qwen_omni_full(tmp_path_factory.mktemp("tiny_omni_full"))
+
+
+def _omni_shipped(model: Path, qa: tuple[Path, Path], out: Path, **extra: Any) -> GRPORunConfig:
+    """configs/avst_zero_omni.yaml (beta 0.04, no LoRA, audio interleaved) on a tiny model, CPU-sized."""
+    root = Path(__file__).resolve().parents[1] / "configs"
+    shipped = load_config(root / "avst_zero_omni.yaml", GRPORunConfig)
+    raw = _base(model, qa, out, use_audio=True, use_audio_in_video=True)
+    raw["data"]["fps"] = 0.25
+    raw["model"]["family"] = shipped.model.family
+    raw.update(num_generations=2, per_device_train_batch_size=2, gradient_accumulation_steps=1,
+               max_completion_length=8, rewards={"similarity": "exact"}, beta=shipped.beta)
+    raw.update(extra)
+    return GRPORunConfig.from_dict(raw)
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_grpo_from_a_full_omni_checkpoint(tiny_omni_full: Path, qa_file: tuple[Path, Path], tmp_path: Path,
+                                          lora: bool) -> None:
+    """The hub layout (Qwen2_5OmniModel, talker weights) trains its thinker with beta > 0; the
+    reference model is the thinker too; the result loads in the full Omni layout again."""
+    from transformers import Qwen2_5OmniForConditionalGeneration
+
+    from ravst.train.grpo import build_grpo_trainer, save_final
+
+    extra = {"lora": {"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0}} if lora else {}
+    cfg = _omni_shipped(tiny_omni_full, qa_file, tmp_path / "out", **extra)
+    assert cfg.beta == 0.04 and cfg.lora.enabled is lora
+    trainer = build_grpo_trainer(cfg, extra_rewards=[(digit_share, 1.0)])
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    assert "Thinker" in type(policy.get_base_model() if lora else policy).__name__
+    if not lora:
+        assert "Thinker" in type(trainer.ref_model).__name__
+    trainer.train()
+    kls = [h["kl"] for h in trainer.state.log_history if "kl" in h]
+    assert kls and kls[0] == pytest.approx(0.0, abs=1e-6)  # policy == reference at step 1
+    final = save_final(trainer, tmp_path / "final")
+    config = json.loads((final / "config.json").read_text())
+    assert config["model_type"] == "qwen2_5_omni" and config["architectures"] == ["Qwen2_5OmniForConditionalGeneration"]
+    full = Qwen2_5OmniForConditionalGeneration.from_pretrained(final, enable_audio_output=False)
+    assert not hasattr(full, "talker")
+    _infer_with(final, qa_file)
+
+
+def test_grpo_kl_zero_at_step_one_with_shuffled_clips(tiny_omni: Path, mixed_qa: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    """Two prompts per device over clips of 60 s and a few seconds of audio (padded features), the
+    rows shuffled by TRL: the policy and reference passes see the same tensors and positions, so
+    the KL of step 1 is exactly 0."""
+    from ravst.train.grpo import build_grpo_trainer
+
+    cfg = _omni_shipped(tiny_omni, mixed_qa, tmp_path / "out", per_device_train_batch_size=4, max_steps=1)
+    assert cfg.per_device_train_batch_size // cfg.num_generations == 2  # two prompts per device
+    trainer = build_grpo_trainer(cfg, extra_rewards=[(digit_share, 1.0)])
+    trainer.train()
+    kls = [h["kl"] for h in trainer.state.log_history if "kl" in h]
+    assert kls and kls[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sft_omni_batch_of_different_audio_lengths(tiny_omni: Path, mixed_qa: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    from ravst.train.sft import AnswerCollator, build_sft_trainer
+
+    raw = _base(tiny_omni, mixed_qa, tmp_path / "out", use_audio=True, use_audio_in_video=True)
+    raw["data"]["fps"] = 0.25
+    raw.update(per_device_train_batch_size=2)
+    cfg = SFTRunConfig.from_dict(raw)
+    trainer = build_sft_trainer(cfg)
+    collator: AnswerCollator = trainer.data_collator
+    rows = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+    long_short = [next(r for r in rows if "unav100" in r["video_path"]),
+                  next(r for r in rows if "makeup" in r["video_path"])]
+    batch = collator(long_short)
+    mask = batch["feature_attention_mask"]
+    assert batch["input_features"].shape[0] == 2 and mask.shape[1] == batch["input_features"].shape[-1]
+    lengths = mask.sum(-1).tolist()
+    assert lengths[0] == pytest.approx(6000, abs=2) and lengths[1] < lengths[0] / 2  # 100 mel frames per second
+    assert int(mask[1, lengths[1]:].sum()) == 0  # the short clip is padded and masked out
+    assert batch["position_ids"].shape == (3, 2, batch["input_ids"].shape[1])
+    before = _snapshot(trainer.model)
+    trainer.train()
+    assert _changed(before, trainer.model)

@@ -92,6 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: environment variable with the key")
     g.add_argument("--timeout-s", type=float, default=120.0, help="openai: seconds per request")
     g.add_argument("--baseline-object", default="person", help="baselines: object name when the question names none")
+    g.add_argument("--dump-inputs", type=Path, default=None, metavar="DIR",
+                   help="transformers/vllm: write what the model was given per QA to DIR/<qa_id, / as __>.json "
+                        "(frame times, sizes, grids, token ids, MRoPE position ids, audio length)")
 
 
 def resolve_video(videos_dir: Path, name: str) -> Path:
@@ -299,6 +302,10 @@ def make_backend(args: argparse.Namespace) -> Backend:
     """The backend named by ``args.backend`` (imports its heavy packages only now)."""
     sampling = _sampling(args)
     coord = CoordSpace(args.coord_space) if args.coord_space else None
+    dump_dir = getattr(args, "dump_inputs", None)
+    if dump_dir is not None and args.backend not in ("transformers", "vllm"):
+        raise ValueError(f"--dump-inputs: not available for --backend {args.backend} (transformers and vllm only: "
+                         "other backends do not expose the model's inputs)")
     if args.backend in BASELINE_BACKENDS:
         from ravst.models.baselines import BaselineBackend
 
@@ -330,6 +337,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
             device=args.device,
             dtype=args.dtype,
             attn_implementation=args.attn_implementation,
+            dump_dir=dump_dir,
         )
     if args.backend == "vllm":
         from ravst.models.vllm_backend import VllmBackend
@@ -341,6 +349,7 @@ def make_backend(args: argparse.Namespace) -> Backend:
             use_audio=not args.no_audio,
             coord_space=coord or CoordSpace.INPUT,
             tensor_parallel_size=args.tensor_parallel_size,
+            dump_dir=dump_dir,
         )
     from ravst.models.openai_backend import OpenAIBackend
 

@@ -9,12 +9,19 @@ processor is told ``do_resize=False`` and the recorded ``input_wh`` is exactly w
 Omni gets the clip's own audio track (``use_audio_in_video``): the Whisper feature extractor's
 length is raised to the longest clip of the batch, so no audio is silently cut at 30 s.
 
+MRoPE positions: the model gets ``position_ids`` computed by the reference rule
+(:mod:`ravst.models.mrope`), never the installed transformers' own; a start-up check
+(:func:`ravst.models.mrope.verify_model_positions`) refuses to run when they cannot reach the model.
+With ``dump_dir`` every QA's model inputs (frame times, sizes, grids, token ids, the positions the
+rotary embedding received, audio length) are written to ``dump_dir/<qa_id with / as __>.json``.
+
 Reusable pieces (also for GRPO training): :func:`chat_messages`, :func:`processor_kwargs`,
-:func:`build_inputs`, :func:`generation_kwargs`, :func:`is_omni`.
+:func:`build_inputs`, :func:`generation_kwargs`, :func:`is_omni`, :func:`dump_record`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -39,6 +46,8 @@ __all__ = [
     "QwenBackend",
     "build_inputs",
     "chat_messages",
+    "dump_path",
+    "dump_record",
     "generation_kwargs",
     "is_omni",
     "processor_kwargs",
@@ -190,6 +199,80 @@ def generation_kwargs(processor: Any, settings: GenerationSettings, *, use_audio
     return kw
 
 
+def dump_path(dump_dir: str | Path, qa_id: str) -> Path:
+    """``dump_dir/<qa_id with / replaced by __>.json``.
+
+    >>> dump_path("d", "vid/0/temporal/1").as_posix()
+    'd/vid__0__temporal__1.json'
+    """
+    return Path(dump_dir) / (qa_id.replace("/", "__") + ".json")
+
+
+def dump_record(
+    *,
+    qa_id: str,
+    backend: str,
+    video: SampledVideo,
+    input_ids: Sequence[int],
+    position_ids: Any,
+    position_source: str,
+    video_grid_thw: Sequence[int] | None,
+    second_per_grid: float | None,
+    omni: bool,
+    use_audio_in_video: bool = False,
+    audio_feature_length: int | None = None,
+) -> dict[str, Any]:
+    """What the model was given for one QA (the ``--dump-inputs`` record).
+
+    ``position_ids`` is ``3 x L`` (one row per MRoPE axis: temporal, height, width) for the
+    unpadded ``input_ids``; ``position_source`` says where they were read (e.g. the text rotary
+    embedding during the prefill)."""
+    import transformers
+
+    pos = [[int(x) for x in row] for row in (position_ids.tolist() if hasattr(position_ids, "tolist")
+                                               else position_ids)]
+    if len(pos) != 3 or any(len(row) != len(input_ids) for row in pos):
+        raise ValueError(f"QA {qa_id}: position_ids must be 3 x {len(input_ids)}")
+    rec: dict[str, Any] = {
+        "qa_id": qa_id,
+        "backend": backend,
+        "transformers": transformers.__version__,
+        "video": str(video.path),
+        "frame_times_s": [round(float(t), 6) for t in video.times_s],
+        "frame_indices": [int(i) for i in video.frame_indices],
+        "sampled_fps": video.sampled_fps,
+        "original_wh": list(video.original_wh),
+        "input_wh": list(video.input_wh),
+        "video_grid_thw": [int(x) for x in video_grid_thw] if video_grid_thw is not None else None,
+        ("video_second_per_grid" if omni else "second_per_grid_ts"):
+            float(second_per_grid) if second_per_grid is not None else None,
+        "input_ids": [int(t) for t in input_ids],
+        "position_ids": pos,
+        "position_ids_source": position_source,
+    }
+    if omni:
+        n = 0 if video.audio is None else len(video.audio)
+        rec.update(
+            use_audio_in_video=use_audio_in_video,
+            audio_samples=n if use_audio_in_video else 0,
+            audio_sample_rate=video.audio_sample_rate,
+            audio_s=round(n / video.audio_sample_rate, 6) if use_audio_in_video else 0.0,
+            audio_cut_s=round(video.audio_cut_s, 6),
+            audio_feature_length=audio_feature_length,
+        )
+    return rec
+
+
+def write_dump(dump_dir: str | Path, record: dict[str, Any]) -> Path:
+    """Write one ``--dump-inputs`` record (atomically) and return its path."""
+    path = dump_path(dump_dir, record["qa_id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def _resolve_dtype(name: str) -> Any:
     import torch
 
@@ -218,6 +301,13 @@ def _split_adapter(model_path: str | Path) -> tuple[Path | None, str | Path]:
     return Path(model_path), base
 
 
+def rope_spec_of(model: Any) -> Any:
+    """The MRoPE spec (:class:`ravst.models.mrope.RopeSpec`) of a loaded model."""
+    from ravst.models.mrope import rope_spec
+
+    return rope_spec(model.config)
+
+
 def _has_processor(path: Path) -> bool:
     return any((path / name).is_file() for name in ("preprocessor_config.json", "processor_config.json",
                                                      "tokenizer_config.json"))
@@ -238,6 +328,7 @@ class QwenBackend:
         dtype: str = "auto",
         attn_implementation: str | None = None,
         video_cache: int = 4,
+        dump_dir: str | Path | None = None,
     ) -> None:
         import torch
         from transformers import (
@@ -284,6 +375,13 @@ class QwenBackend:
             model = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
         self.model = model.to(device).eval()
         self.device = device
+        from ravst.models.mrope import verify_model_positions
+
+        # raises PositionMismatchError (a ValueError: `ravst infer` exits with 2) when the
+        # reference positions cannot reach the model with this transformers
+        self.position_check = verify_model_positions(self.model)
+        self.rope = rope_spec_of(self.model)
+        self.dump_dir = Path(dump_dir) if dump_dir is not None else None
         self.name = str(adapter_path or model_path)
         self._cache: OrderedDict[str, SampledVideo] = OrderedDict()
         self._cache_size = max(1, video_cache)
@@ -329,10 +427,16 @@ class QwenBackend:
             inputs["pixel_values_videos"] = inputs["pixel_values_videos"].to(self.model.dtype)
         if "input_features" in inputs:
             inputs["input_features"] = inputs["input_features"].to(self.model.dtype)
+        from ravst.models.mrope import capture_rotary_positions, inputs_position_ids
+
+        # the reference MRoPE positions, passed explicitly (never the installed transformers' own)
+        positions = inputs_position_ids(self.rope, inputs, use_audio_in_video=use_audio).to(self.device)
         torch.manual_seed(self.generation.seed)
         gen_kw = generation_kwargs(self.processor, self.generation, use_audio_in_video=use_audio)
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, **gen_kw)
+        with torch.inference_mode(), capture_rotary_positions(self.model) as seen:
+            output = self.model.generate(**inputs, position_ids=positions, **gen_kw)
+        if self.dump_dir is not None:
+            self._dump(requests, videos, inputs, seen[0] if seen else None, use_audio)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True)
         elapsed = (time.perf_counter() - start) / len(requests)
@@ -364,6 +468,33 @@ class QwenBackend:
                 )
             )
         return preds
+
+    def _dump(self, requests: Sequence[InferRequest], videos: Sequence[SampledVideo], inputs: Any,
+              used: Any, use_audio: bool) -> None:
+        """One ``--dump-inputs`` record per request: the positions are those the text rotary
+        embedding received during the prefill (unpadded row of this request)."""
+        if used is None:
+            raise ValueError("--dump-inputs: the model's rotary embedding received no positions")
+        if used.ndim == 3 and used.shape[0] == 4:
+            used = used[1:]
+        mask = inputs["attention_mask"].bool().cpu()
+        grids = inputs["video_grid_thw"].tolist()
+        second = inputs.get("second_per_grid_ts")
+        if second is None:
+            second = inputs.get("video_second_per_grid")
+        seconds = second.reshape(-1).tolist() if second is not None else [None] * len(grids)
+        feats: list[Any] = (inputs["feature_attention_mask"].sum(-1).tolist()
+                            if use_audio and "feature_attention_mask" in inputs else [None] * len(requests))
+        for b, (r, v) in enumerate(zip(requests, videos, strict=True)):
+            keep = mask[b]
+            ids = inputs["input_ids"][b].cpu()[keep].tolist()
+            rec = dump_record(
+                qa_id=r.item.qa_id, backend="transformers", video=v, input_ids=ids,
+                position_ids=used[:, b, keep], position_source="text rotary embedding, prefill (transformers)",
+                video_grid_thw=grids[b], second_per_grid=seconds[b], omni=self.omni,
+                use_audio_in_video=use_audio, audio_feature_length=int(feats[b]) if feats[b] is not None else None,
+            )
+            write_dump(self.dump_dir, rec)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._cache.clear()

@@ -31,6 +31,7 @@ __all__ = [
     "TINY_MIN_PIXELS",
     "VL_CHAT_TEMPLATE",
     "build_tiny_qwen_omni",
+    "build_tiny_qwen_omni_full",
     "build_tiny_qwen_vl",
     "build_tokenizer",
     "load_tiny_model",
@@ -290,19 +291,88 @@ def build_tiny_qwen_vl(out_dir: str | Path, *, seed: int = 0, hidden_size: int =
 def build_tiny_qwen_omni(out_dir: str | Path, *, seed: int = 0, hidden_size: int = 64) -> Path:
     """Build a tiny random Qwen2.5-Omni thinker + ``Qwen2_5OmniProcessor`` and save both."""
     import torch
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    torch.manual_seed(seed)
+    tok = build_tokenizer(named_tokens=_OMNI_NAMED_TOKENS)
+    model = Qwen2_5OmniThinkerForConditionalGeneration(_omni_thinker_config(tok, hidden_size))
+    return _finish(model, _omni_processor(tok), tok, out_dir)
+
+
+def build_tiny_qwen_omni_full(out_dir: str | Path, *, seed: int = 0, hidden_size: int = 64) -> Path:
+    """Build a tiny random FULL Qwen2.5-Omni checkpoint in the hub layout: config
+    ``Qwen2_5OmniConfig`` with ``architectures: ["Qwen2_5OmniModel"]``, ``thinker.*``, ``talker.*``
+    and ``token2wav.*`` weights (a tiny talker and vocoder), and the Omni processor."""
+    import json
+
+    import torch
+    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+
+    torch.manual_seed(seed)
+    tok = build_tokenizer(named_tokens=_OMNI_NAMED_TOKENS)
+    thinker = _omni_thinker_config(tok, hidden_size)
+    ids = tok.convert_tokens_to_ids
+    talker = {
+        "vocab_size": 64, "embedding_size": hidden_size, "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+        "max_position_embeddings": 32768,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": _mrope_section(16)},
+        "tts_codec_start_token_id": 60, "tts_codec_end_token_id": 61, "tts_codec_pad_token_id": 62,
+        "tts_codec_mask_token_id": 63, "tts_text_start_token_id": 1, "tts_text_end_token_id": 2,
+        "tts_text_pad_token_id": 0,
+        "audio_token_index": ids("<|AUDIO|>"), "image_token_index": ids("<|IMAGE|>"),
+        "video_token_index": ids("<|VIDEO|>"), "vision_start_token_id": ids("<|vision_bos|>"),
+        "vision_end_token_id": ids("<|vision_eos|>"), "audio_start_token_id": ids("<|audio_bos|>"),
+        "audio_end_token_id": ids("<|audio_eos|>"),
+    }
+    token2wav = {
+        "dit_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 16,
+                       "ff_mult": 1, "emb_dim": 16, "num_embeds": 64, "enc_emb_dim": 16, "enc_dim": 16,
+                       "enc_channels": [16, 16, 16, 16, 48], "enc_attention_channels": 8, "enc_se_channels": 8,
+                       "look_ahead_layers": [0], "look_backward_layers": [0], "block_size": 4},
+        "bigvgan_config": {"upsample_initial_channel": 16, "upsample_rates": [2, 2], "upsample_kernel_sizes": [4, 4],
+                           "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]]},
+    }
+    config = Qwen2_5OmniConfig(thinker_config=thinker.to_dict(), talker_config=talker, token2wav_config=token2wav,
+                               enable_audio_output=True)
+    model = Qwen2_5OmniForConditionalGeneration(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.thinker.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(out)
+    _omni_processor(tok).save_pretrained(out)
+    # the hub checkpoint's speaker prompts for the talker (Qwen2_5OmniForConditionalGeneration needs the file)
+    torch.save({"Chelsie": {"bos_token": 60, "cond": torch.zeros(1, 8)}}, out / "spk_dict.pt")
+    raw = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    raw["architectures"] = ["Qwen2_5OmniModel"]  # as on the hub (Qwen/Qwen2.5-Omni-7B)
+    (out / "config.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    logger.info("saved tiny full Qwen2.5-Omni (%.2f M params) to %s", sum(p.numel() for p in model.parameters()) / 1e6,
+                out)
+    return out
+
+
+def _omni_processor(tok: Any) -> Any:
     from transformers import (
         Qwen2_5OmniProcessor,
-        Qwen2_5OmniThinkerConfig,
-        Qwen2_5OmniThinkerForConditionalGeneration,
         Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
         WhisperFeatureExtractor,
     )
 
-    torch.manual_seed(seed)
-    tok = build_tokenizer(named_tokens=_OMNI_NAMED_TOKENS)
+    return Qwen2_5OmniProcessor(
+        image_processor=Qwen2VLImageProcessor(size=_video_size()),
+        video_processor=Qwen2VLVideoProcessor(size=_video_size(), do_sample_frames=False),
+        feature_extractor=WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30),
+        tokenizer=tok,
+        chat_template=OMNI_CHAT_TEMPLATE,
+    )
+
+
+def _omni_thinker_config(tok: Any, hidden_size: int) -> Any:
+    from transformers import Qwen2_5OmniThinkerConfig
+
     ids = tok.convert_tokens_to_ids
-    config = Qwen2_5OmniThinkerConfig(
+    return Qwen2_5OmniThinkerConfig(
         text_config=_text_config(tok, hidden_size),
         vision_config={
             "depth": 2,
@@ -334,15 +404,6 @@ def build_tiny_qwen_omni(out_dir: str | Path, *, seed: int = 0, hidden_size: int
         # not declared by the thinker config class, but read by its rope-index code
         **{"vision_start_token_id": ids("<|vision_bos|>"), "vision_end_token_id": ids("<|vision_eos|>")},
     )
-    model = Qwen2_5OmniThinkerForConditionalGeneration(config)
-    processor = Qwen2_5OmniProcessor(
-        image_processor=Qwen2VLImageProcessor(size=_video_size()),
-        video_processor=Qwen2VLVideoProcessor(size=_video_size(), do_sample_frames=False),
-        feature_extractor=WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, chunk_length=30),
-        tokenizer=tok,
-        chat_template=OMNI_CHAT_TEMPLATE,
-    )
-    return _finish(model, processor, tok, out_dir)
 
 
 def load_tiny_model(path: str | Path, *, dtype: Any = None) -> Any:
@@ -355,6 +416,12 @@ def load_tiny_model(path: str | Path, *, dtype: Any = None) -> Any:
     )
 
     config = AutoConfig.from_pretrained(path)
+    if config.model_type == "qwen2_5_omni":  # full checkpoint: its thinker, no talker
+        from transformers import Qwen2_5OmniForConditionalGeneration
+
+        full = Qwen2_5OmniForConditionalGeneration.from_pretrained(path, enable_audio_output=False,
+                                                                   dtype=dtype or torch.float32)
+        return full.thinker.eval()
     cls = (
         Qwen2_5OmniThinkerForConditionalGeneration
         if "omni" in config.model_type

@@ -83,6 +83,7 @@ def _check_prompts_dry(cfg: Any, dataset: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ravst.models.mrope import PositionMismatchError
     from ravst.train.config import GRPORunConfig, SFTRunConfig
 
     command = getattr(args, "train_command", None)
@@ -110,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
             from ravst.train.sft import run_sft
 
             final = run_sft(cfg)
+    except PositionMismatchError as exc:  # the model would not get the reference MRoPE positions
+        log.error("%s", exc)
+        return 2
     except ValueError as exc:
         log.error("%s", exc)
         return 1

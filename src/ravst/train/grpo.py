@@ -14,6 +14,16 @@ Stock ``GRPOTrainer`` routes image fields only. :class:`AVGRPOTrainer` overrides
 Every multimodal special token is suppressed while sampling (a sampled ``<|video_pad|>`` would
 break the scoring pass). With ``vllm.enabled`` the rollout goes through TRL's colocated vLLM
 engine, with the frames passed as vLLM video input.
+
+MRoPE positions follow the reference rule (:mod:`ravst.models.mrope`) in every pass: TRL's
+``generate`` starts from them (:func:`ravst.models.mrope.install_reference_positions`), and every
+log-prob pass (policy, old policy, reference) gets them as ``position_ids``; the start-up check
+:func:`ravst.models.mrope.verify_model_positions` refuses to train when they cannot reach the model.
+
+A full Qwen2.5-Omni checkpoint (hub layout, ``Qwen2_5OmniModel``) trains its thinker: it is loaded
+without the talker (``enable_audio_output=False``), the reference model is built the same way, and
+the final model is saved in the full Omni layout (``thinker.*`` weights), which transformers,
+``ravst infer`` and vLLM load (:func:`convert_thinker_checkpoint` converts a thinker-only directory).
 """
 
 from __future__ import annotations
@@ -31,11 +41,13 @@ from ravst.train.inputs import (
     OMNI_VIDEO_KEYS,
     VL_KEYS,
     batch_mm,
+    batch_position_ids,
     encode_prompt,
     mm_token_type_ids,
 )
 
-__all__ = ["build_grpo_trainer", "load_model_and_processor", "run_grpo", "save_final"]
+__all__ = ["build_grpo_trainer", "convert_thinker_checkpoint", "load_model_and_processor", "load_omni_thinker",
+           "run_grpo", "save_final"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +75,15 @@ def _trainer_class() -> type:
             self._batch_clips: list[Any] = []
             self._gen_mm: dict[str, list[Any]] | None = None
             self._active_mm: dict[str, list[Any]] | None = None
-            super().__init__(*args, **kwargs)
+            from unittest import mock
+
+            import trl.trainer.grpo_trainer as trl_grpo
+
+            # TRL builds the reference model from the policy config's _name_or_path with the
+            # architecture written there; a full Omni checkpoint needs its thinker instead
+            original = trl_grpo.create_model_from_path
+            with mock.patch.object(trl_grpo, "create_model_from_path", _reference_loader(original)):
+                super().__init__(*args, **kwargs)
             if self.use_vllm and self.vllm_mode == "server":
                 raise ValueError(
                     "vllm.mode 'server': TRL's vLLM server protocol carries token ids and image features only, "
@@ -170,8 +190,12 @@ def _trainer_class() -> type:
                 end = min(start + batch_size, input_ids.size(0))
                 ids = input_ids[start:end]
                 model_inputs = {"input_ids": ids, "attention_mask": attention_mask[start:end]}
-                model_inputs.update(self._cast(batch_mm([{k: mm[k][i] for k in self._mm_keys}
-                                                         for i in range(start, end)], device=ids.device)))
+                rows_mm = batch_mm([{k: mm[k][i] for k in self._mm_keys} for i in range(start, end)],
+                                   device=ids.device)
+                # the reference MRoPE positions, passed explicitly (policy, old policy and reference)
+                model_inputs["position_ids"] = batch_position_ids(config, ids, attention_mask[start:end], rows_mm,
+                                                                  use_audio_in_video=self._interleave)
+                model_inputs.update(self._cast(rows_mm))
                 if self._family == "qwen2_5_vl":
                     model_inputs["mm_token_type_ids"] = mm_token_type_ids(ids, config)
                 if self._interleave:
@@ -246,11 +270,93 @@ def _trainer_class() -> type:
     return AVGRPOTrainer
 
 
+def _reference_loader(original: Any) -> Any:
+    """TRL's ``create_model_from_path`` for the reference model, loading the thinker (without the
+    talker) when the path is a full Qwen2.5-Omni checkpoint, with the reference positions."""
+
+    def load(model_id: str, *args: Any, **kwargs: Any) -> Any:
+        from transformers import AutoConfig
+
+        from ravst.models.mrope import install_reference_positions
+
+        if not model_id:
+            raise ValueError("GRPO reference model: the policy's config has no _name_or_path to rebuild it from")
+        config = AutoConfig.from_pretrained(model_id)
+        if getattr(config, "model_type", "") == "qwen2_5_omni":
+            kwargs.pop("trust_remote_code", None)
+            model = load_omni_thinker(model_id, **kwargs)
+        else:
+            model = original(model_id, *args, **kwargs)
+        if getattr(config, "model_type", "").startswith(("qwen2_5_omni", "qwen2_5_vl")):
+            install_reference_positions(model)
+        return model
+
+    return load
+
+
+def load_omni_thinker(path: str | Path, **kwargs: Any) -> Any:
+    """The thinker of a full Qwen2.5-Omni checkpoint (hub layout), built without the talker
+    (``enable_audio_output=False``: its weights are not loaded); its config's ``_name_or_path`` is
+    the checkpoint, so TRL (reference model, colocated vLLM) finds it again."""
+    from transformers import Qwen2_5OmniForConditionalGeneration
+
+    full = Qwen2_5OmniForConditionalGeneration.from_pretrained(path, enable_audio_output=False, **kwargs)
+    if getattr(full, "has_talker", False) or hasattr(full, "talker"):
+        raise ValueError(f"{path}: the Omni talker was built although enable_audio_output=False")
+    thinker = full.thinker
+    thinker.config._name_or_path = str(path)
+    return thinker
+
+
+def convert_thinker_checkpoint(path: str | Path) -> bool:
+    """Rewrite a thinker-only Qwen2.5-Omni directory (``save_pretrained`` of the thinker) in the
+    full Omni layout that vLLM's registry and ``Qwen2_5OmniForConditionalGeneration`` load:
+    ``config.json`` becomes a ``Qwen2_5OmniConfig`` (``enable_audio_output: false``, architecture
+    ``Qwen2_5OmniForConditionalGeneration``) and every weight gets the ``thinker.`` prefix, one
+    safetensors shard at a time; an empty ``spk_dict.pt`` (no talker speakers) is written when
+    absent. Returns False (nothing done) for any other directory."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniThinkerConfig
+
+    root = Path(path)
+    config_path = root / "config.json"
+    raw = json.loads(config_path.read_text(encoding="utf-8"))
+    if raw.get("model_type") != "qwen2_5_omni_thinker":
+        return False
+    thinker = Qwen2_5OmniThinkerConfig.from_pretrained(root)
+    full = Qwen2_5OmniConfig(thinker_config=thinker.to_dict(), enable_audio_output=False)
+    full.architectures = ["Qwen2_5OmniForConditionalGeneration"]
+    shards = sorted(root.glob("*.safetensors"))
+    if not shards:
+        raise ValueError(f"{root}: no *.safetensors weights to convert")
+    for shard in shards:
+        tensors = load_file(str(shard))
+        save_file({k if k.startswith("thinker.") else f"thinker.{k}": v for k, v in tensors.items()}, str(shard),
+                  metadata={"format": "pt"})
+    index = root / "model.safetensors.index.json"
+    if index.is_file():
+        data = json.loads(index.read_text(encoding="utf-8"))
+        data["weight_map"] = {(k if k.startswith("thinker.") else f"thinker.{k}"): v
+                              for k, v in data["weight_map"].items()}
+        index.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    full.save_pretrained(root)
+    if not (root / "spk_dict.pt").is_file():  # read by Qwen2_5OmniForConditionalGeneration.from_pretrained
+        import torch
+
+        torch.save({}, root / "spk_dict.pt")  # no speakers: text output only
+    log.info("%s: saved in the full Qwen2.5-Omni layout (thinker.* weights, no talker)", root)
+    return True
+
+
 def load_model_and_processor(model_cfg: Any, *, bf16: bool) -> tuple[Any, Any, str]:
-    """The model to train (the thinker for Omni), its processor and its family."""
+    """The model to train (the thinker for Omni), its processor and its family; the start-up
+    position check (:func:`ravst.models.mrope.verify_model_positions`) has run on it."""
     import torch
     from transformers import AutoConfig, AutoProcessor
 
+    from ravst.models.mrope import verify_model_positions
     from ravst.train.inputs import detect_family
 
     config = AutoConfig.from_pretrained(model_cfg.path)
@@ -266,15 +372,14 @@ def load_model_and_processor(model_cfg: Any, *, bf16: bool) -> tuple[Any, Any, s
         from transformers import Qwen2_5_VLForConditionalGeneration
 
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_cfg.path, **kwargs)
-    elif config.model_type == "qwen2_5_omni":  # full Omni checkpoint: train its thinker
-        from transformers import Qwen2_5OmniForConditionalGeneration
-
-        model = Qwen2_5OmniForConditionalGeneration.from_pretrained(model_cfg.path, **kwargs).thinker
+    elif config.model_type == "qwen2_5_omni":  # full Omni checkpoint: train its thinker, no talker
+        model = load_omni_thinker(model_cfg.path, **kwargs)
     else:
         from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
         model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(model_cfg.path, **kwargs)
     processor = AutoProcessor.from_pretrained(model_cfg.path)
+    verify_model_positions(model)  # PositionMismatchError: `ravst train` exits with 2
     return model, processor, family
 
 
@@ -370,7 +475,10 @@ def build_grpo_trainer(cfg: GRPORunConfig, *, train_dataset: Any = None, callbac
     if model is None or processor is None:
         model, processor, family = load_model_and_processor(cfg.model, bf16=cfg.bf16)
     else:
+        from ravst.models.mrope import verify_model_positions
+
         family = detect_family(model) if cfg.model.family == "auto" else cfg.model.family
+        verify_model_positions(model)
     if cfg.data.use_audio and family != "qwen2_5_omni":
         raise ValueError("data.use_audio: only Qwen2.5-Omni models take audio")
     if cfg.freeze_vision_tower:
@@ -451,12 +559,18 @@ def save_final(trainer: Any, out_dir: str | Path) -> Path:
         trainer.save_model(str(adapter))
         if main:
             from peft import PeftModel
+            from transformers import AutoConfig
 
             base_path = model.peft_config["default"].base_model_name_or_path
-            base = type(model.get_base_model()).from_pretrained(base_path, dtype=model.get_base_model().dtype)
+            dtype = model.get_base_model().dtype
+            if getattr(AutoConfig.from_pretrained(base_path), "model_type", "") == "qwen2_5_omni":
+                base = load_omni_thinker(base_path, dtype=dtype)
+            else:
+                base = type(model.get_base_model()).from_pretrained(base_path, dtype=dtype)
             PeftModel.from_pretrained(base, str(adapter)).merge_and_unload().save_pretrained(out)
     if main:
         trainer.processing_class.save_pretrained(out)
+        convert_thinker_checkpoint(out)  # an Omni thinker: the full Omni layout (vLLM, transformers)
     trainer.accelerator.wait_for_everyone()
     log.info("final model saved to %s", out)
     return out

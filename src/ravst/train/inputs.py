@@ -16,7 +16,8 @@ from typing import Any
 
 from ravst.train.data import clean_messages
 
-__all__ = ["OMNI_KEYS", "VL_KEYS", "Encoded", "batch_mm", "detect_family", "encode_prompt", "mm_token_type_ids"]
+__all__ = ["OMNI_KEYS", "VL_KEYS", "Encoded", "batch_mm", "batch_position_ids", "detect_family", "encode_prompt",
+           "mm_token_type_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +84,22 @@ def encode_prompt(processor: Any, family: str, prompt: list[dict[str, Any]], vid
 
 
 def batch_mm(per_sample: list[dict[str, Any]], device: Any = None) -> dict[str, Any]:
-    """Concatenate per-sample multimodal tensors along their first dimension."""
+    """Concatenate per-sample multimodal tensors along their first dimension.
+
+    Omni audio of different lengths (``input_features`` ``[1, mel, L_i]``) is right-padded with
+    zeros to the longest ``L`` and ``feature_attention_mask`` with 0, as the processor pads a batch
+    (the audio encoder reads only the masked-in frames)."""
     import torch
 
     if not per_sample:
         return {}
-    out = {key: torch.cat([s[key] for s in per_sample]) for key in per_sample[0]}
+    out: dict[str, Any] = {}
+    for key in per_sample[0]:
+        parts = [s[key] for s in per_sample]
+        if key in ("input_features", "feature_attention_mask") and len({p.shape[-1] for p in parts}) > 1:
+            width = max(p.shape[-1] for p in parts)
+            parts = [torch.nn.functional.pad(p, (0, width - p.shape[-1])) for p in parts]
+        out[key] = torch.cat(parts)
     if device is not None:
         out = {k: v.to(device) for k, v in out.items()}
     return out
@@ -106,3 +117,16 @@ def mm_token_type_ids(input_ids: Any, config: Any) -> Any:
     if image_id is not None:
         out[input_ids == image_id] = 1
     return out
+
+
+def batch_position_ids(model_config: Any, input_ids: Any, attention_mask: Any, mm: dict[str, Any], *,
+                       use_audio_in_video: bool) -> Any:
+    """``(3, B, L)`` reference MRoPE positions (:mod:`ravst.models.mrope`) for a padded batch of
+    prompt (+ completion / answer) ids and its batched multimodal tensors."""
+    from ravst.models.mrope import inputs_position_ids, rope_spec
+
+    fields = dict(mm)
+    fields["input_ids"] = input_ids
+    fields["attention_mask"] = attention_mask
+    return inputs_position_ids(rope_spec(model_config), fields, use_audio_in_video=use_audio_in_video).to(
+        input_ids.device)

@@ -3,7 +3,9 @@ ground-truth answers (official layout) as targets.
 
 The collator decodes each row's clip, encodes the prompt exactly as GRPO does (same processor
 call, same frame times), appends the tokenised answer followed by ``<|im_end|>``, and masks the
-prompt out of the loss (labels ``-100``), so the model learns what GRPO would sample.
+prompt out of the loss (labels ``-100``), so the model learns what GRPO would sample. Each batch
+carries the reference MRoPE ``position_ids`` (:mod:`ravst.models.mrope`); Omni clips of different
+audio lengths are padded with the feature attention mask.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ravst.train.config import SFTRunConfig
 from ravst.train.data import answer_in_space, sample
 from ravst.train.grpo import common_training_args, freeze_encoders, load_model_and_processor, peft_config
 from ravst.train.grpo import save_final as _save_final
-from ravst.train.inputs import batch_mm, detect_family, encode_prompt, mm_token_type_ids
+from ravst.train.inputs import batch_mm, batch_position_ids, detect_family, encode_prompt, mm_token_type_ids
 
 __all__ = ["AnswerCollator", "build_sft_trainer", "run_sft", "save_final"]
 
@@ -84,7 +86,11 @@ class AnswerCollator:
             labels[i, : len(lab)] = torch.tensor(lab)
             attention[i, : len(ids)] = 1
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
-        batch.update(batch_mm(mms))
+        batch.update(batch_mm(mms))  # Omni audio of different lengths: padded with the feature mask
+        interleave = self.family == "qwen2_5_omni" and self.data.use_audio and self.data.use_audio_in_video
+        # the reference MRoPE positions (ravst.models.mrope), passed explicitly
+        batch["position_ids"] = batch_position_ids(self.model_config, input_ids, attention, batch,
+                                                   use_audio_in_video=interleave)
         dtype = getattr(self.model_config, "torch_dtype", None) or getattr(self.model_config, "dtype", None)
         for key in ("pixel_values_videos", "input_features"):
             if key in batch and isinstance(dtype, torch.dtype) and dtype.is_floating_point:
@@ -106,7 +112,10 @@ def build_sft_trainer(cfg: SFTRunConfig, *, train_dataset: Any = None, callbacks
     if model is None or processor is None:
         model, processor, family = load_model_and_processor(cfg.model, bf16=cfg.bf16)
     else:
+        from ravst.models.mrope import verify_model_positions
+
         family = detect_family(model) if cfg.model.family == "auto" else cfg.model.family
+        verify_model_positions(model)
     if cfg.data.use_audio and family != "qwen2_5_omni":
         raise ValueError("data.use_audio: only Qwen2.5-Omni models take audio")
     if cfg.freeze_vision_tower:
