@@ -34,6 +34,7 @@ exception (callers count it).
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -200,6 +201,7 @@ class _GroundTruth:
     st_temporal: list[tuple[float, float]]  # ST_temporal
 
 
+@functools.lru_cache(maxsize=4096)  # the GT of a QA is parsed once, not per completion
 def _ground_truth(solution: str) -> _GroundTruth:
     spatial: list[Row] = []
     for name, where in zip(_OBJECT.findall(solution), _WHERE.findall(solution)):  # noqa: B905 - released zip

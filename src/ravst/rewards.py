@@ -254,6 +254,7 @@ class _Scorer:
         self.config = config
         self._similarity: Any = None
         self._mapper: ReleasedMapper | None = None
+        self._solutions: dict[str, str] = {}
         self._items: OrderedDict[str, QAItem] = OrderedDict()
         self._scores: OrderedDict[tuple[str, str, str], Scores] = OrderedDict()
 
@@ -364,7 +365,12 @@ class _Scorer:
 
         mapper = self.mapper
         known = set(mapper.unknown_names)
-        r = released_scores(text, render_answer(item.answer), item.task, mapper)
+        solution = self._solutions.get(item.qa_id)
+        if solution is None:
+            solution = self._solutions[item.qa_id] = render_answer(item.answer)
+            if len(self._solutions) > _CACHE_SIZE:
+                self._solutions.clear()
+        r = released_scores(text, solution, item.task, mapper)
         if len(mapper.unknown_names) > len(known):
             new = sorted(mapper.unknown_names - known)
             COUNTERS["official_w2v_unknown"] += len(new)
