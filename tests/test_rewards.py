@@ -85,7 +85,9 @@ def test_rewards_equal_ravst_eval(test_items: list[QAItem]) -> None:
                              t.xyxy + rng.uniform(-20, 20, t.xyxy.shape)) for t in a.tracks)
         objects = tuple(o if rng.random() < 0.7 else "piano" for o in a.objects)
         texts.append(render_answer(Answer(objects, spans, tracks)) if rng.random() < 0.9 else "I do not know")
-    out = _all(EXACT, texts, items)
+    ungated = R.RewardConfig(similarity="exact", content_requires_format=False)
+    out = _all(ungated, texts, items)
+    gated = _all(EXACT, texts, items)
     preds = [Prediction(it.qa_id, t) for it, t in zip(items, texts, strict=True)]
     result = evaluate(items, preds, similarity=get_similarity("exact"))
     rows = {r["qa_id"]: r["lenient"] for r in result.rows}
@@ -98,6 +100,10 @@ def test_rewards_equal_ravst_eval(test_items: list[QAItem]) -> None:
         assert same(out["temporal"][i], row["t_iou"]), it.qa_id
         assert same(out["spatial"][i], row["v_iou"]), it.qa_id
         assert same(out["object"][i], row["object_acc"]), it.qa_id
+        for k in ("object", "temporal", "spatial"):  # the default gate: content only with format 1
+            v = out[k][i]
+            assert gated[k][i] == (None if v is None else v * gated["format"][i]), (it.qa_id, k)
+    assert 0 < sum(f == 0.0 for f in gated["format"]) < len(items)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -163,7 +169,19 @@ def test_format_needs_the_task_tag_pairs_in_any_order() -> None:
              "<object>dog</object><when>[1.0, 2.0]</when>"]  # no <answer>
     out = _all(EXACT, texts, [item] * len(texts))
     assert out["format"] == [1.0, 0.0, 1.0, 1.0, 0.0, 0.0]
-    assert out["temporal"] == [1.0] * len(texts)
+    assert out["temporal"] == out["format"]  # content pays only in the required layout
+    ungated = _all(R.RewardConfig(similarity="exact", content_requires_format=False), texts, [item] * len(texts))
+    assert ungated["temporal"] == [1.0] * len(texts)
+
+
+def test_the_gaming_sample_of_issue_11_earns_nothing() -> None:
+    """The malformed answer the old rule paid for (tIoU 1 read leniently, format 0)."""
+    item = _item(Task.TEMPORAL, Answer(("dog",), (Span(1.0, 4.0),)))
+    text = "<>\n<object>\n<object>\n<when>[1.0, 4.0]</when>\n</answer>"
+    old = _all(R.RewardConfig(similarity="exact", content_requires_format=False), [text], [item])
+    new = _all(EXACT, [text], [item])
+    assert old["format"] == [0.0] and old["temporal"] == [1.0] and old["total"] == [1.0]
+    assert new["format"] == [0.0] and new["temporal"] == [0.0] and new["total"] == [0.0]
 
 
 def test_format_of_the_box2_example_for_a_spatiotemporal_qa() -> None:
@@ -182,7 +200,7 @@ def test_ablation_and_weights() -> None:
     full = _all(EXACT, [text], [item])["total"][0]
     no_t = _all(R.RewardConfig(similarity="exact", no_temporal_reward=True), [text], [item])["total"][0]
     no_s = _all(R.RewardConfig(similarity="exact", no_spatial_reward=True), [text], [item])["total"][0]
-    assert (full, no_t, no_s) == (3.0, 2.0, 2.0)
+    assert (full, no_t, no_s) == (2.0, 1.5, 1.5)  # lambda_f 1 + released 1/2 weights
     with pytest.raises(ValueError, match="mode"):
         R.RewardConfig(mode="nope")
     with pytest.raises(ValueError, match=">= 0"):
@@ -203,6 +221,7 @@ def test_speed_is_well_under_a_millisecond_per_completion(test_items: list[QAIte
 
 
 # ---------------------------------------------------------------------------------- official mode
+# (golden values, the whole test set and the released quirks: tests/test_released_reward.py)
 @pytest.fixture(scope="module")
 def official_cfg(tmp_path_factory: pytest.TempPathFactory) -> R.RewardConfig:
     """A GT vocabulary .pt and a tiny gensim KeyedVectors (puppy ~ dog, piano far from both)."""
@@ -216,59 +235,46 @@ def official_cfg(tmp_path_factory: pytest.TempPathFactory) -> R.RewardConfig:
              "gt_embeddings": torch.tensor(np.stack([dog, cat, man]), dtype=torch.float32)}
     torch.save(vocab, root / "vocab.pt")
     kv = KeyedVectors(vector_size=300)
-    kv.add_vectors(["puppy", "piano", "kitten"], np.stack([dog + 0.1 * rng.normal(size=300),
-                                                           rng.normal(size=300), cat + 2.0 * rng.normal(size=300)]))
+    kv.add_vectors(["dog", "cat", "puppy", "piano", "kitten"],
+                   np.stack([dog, cat, dog + 0.1 * rng.normal(size=300), rng.normal(size=300),
+                             cat + 2.0 * rng.normal(size=300)]).astype(np.float32))
     kv.save(str(root / "kv.kv"))
     return R.RewardConfig(mode="official", official_vocab=str(root / "vocab.pt"),
                           official_word2vec=str(root / "kv.kv"))
 
 
 def test_official_object_recall_via_word2vec(official_cfg: R.RewardConfig) -> None:
-    item = _item(Task.SPATIAL, Answer(("A dog", "cat"), (), ()))
-    texts = ["<answer><object>puppy</object></answer>", "<answer><object>dog, cat</object></answer>",
-             "<answer><object>piano, kitten</object></answer>"]
-    assert _all(official_cfg, texts, [item] * 3)["object"] == [0.5, 1.0, 0.0]
+    """Released: object = recall of the GT names among mapped predicted names, only objects with a
+    parsed <where> row count; total = format + (object + spatial) / 2, or + object / 2 without pairs."""
+    item = _item(Task.SPATIAL, Answer(("dog", "cat"), (), (Track("dog", [1.0], [[0, 0, 10, 10]]),
+                                                          Track("cat", [1.0], [[20, 20, 30, 30]]))))
+    row = "<where>\n1.0: [50.0, 50.0, 60.0, 60.0]\n</where>"
+    texts = [f"<answer>\n<object>puppy</object>\n{row}\n</answer>",
+             f"<answer>\n<object>A dog</object>\n{row}\n<object>cat</object>\n{row}\n</answer>",
+             f"<answer>\n<object>piano</object>\n{row}\n<object>kitten</object>\n{row}\n</answer>",
+             "<answer>\n<object>dog</object>\n<object>cat</object>\n</answer>"]  # no rows: no objects
+    out = _all(official_cfg, texts, [item] * 4)
+    assert out["object"] == [0.5, 1.0, 0.0, 0.0]
+    assert out["spatial"] == [0.0, 0.0, None, None]  # boxes disjoint; piano/kitten stay unmapped
+    assert out["total"] == [0.25, 0.5, 0.0, 0.0] and out["temporal"] == [None] * 4
 
 
 def test_official_temporal_spatial_and_format(official_cfg: R.RewardConfig) -> None:
     gt = Answer(("dog",), (Span(0.0, 10.0),),
                 (Track("dog", [1.4, 2.4, 3.0], [[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 0, 0]]),))
     item = _item(Task.SPATIOTEMPORAL, gt)
-    # two intervals merged: [0, 4] U [3, 6] = [0, 6] -> IoU 0.6; boxes at rounded seconds 1 and 2:
-    # second 1 has a perfect box (a second, worse box there is ignored: best IoU), second 2 none
-    text = ("<answer><object>cat</object><when>[0, 4] [3, 6]</when><where>1.0: [0, 0, 10, 10]\n"
+    # released: only the first <when>, two numbers: [0, 4] -> tIoU 0.4; boxes grouped by (round(t),
+    # name); pairs on both sides: (1, dog) -> best IoU 1 (the worse second box is ignored). Second 2
+    # has no prediction and is not scored; second 7 is not in the GT: spatial 1. Format: <when> and
+    # an <object> directly followed by <where>.
+    text = ("<answer><when>[0, 4]</when><when>[3, 6]</when><object>dog</object><where>1.0: [0, 0, 10, 10]\n"
             "1.0: [0, 0, 5, 5]\n7.0: [0, 0, 10, 10]</where></answer>")
     out = _all(official_cfg, [text, render_answer(gt)], [item, item])
-    assert out["temporal"][0] == pytest.approx(0.6)
-    assert out["spatial"][0] == pytest.approx(0.5)
-    assert out["object"] == [0.0, 1.0]
-    assert out["format"] == [1.0, 1.0]
-    temporal_gt = Answer(("dog",), (Span(0.0, 10.0),))
-    t_item = _item(Task.TEMPORAL, temporal_gt)
-    # released semantics: format needs <where> even for temporal questions (documented quirk)
-    assert _all(official_cfg, [render_answer(temporal_gt)], [t_item])["format"] == [0.0]
-
-
-def test_official_vocab_real_file(shared_data: Path) -> None:
-    mapper = R.OfficialObjectMapper(shared_data / "r_avst" / "Test_gt_object_vocab.pt", "/nonexistent.kv")
-    assert len(mapper.names) == 645 and mapper.unit.shape == (645, 300)
-    assert mapper.map("Cruise ship") == "cruise ship" and mapper.map("A waterfall") == "waterfall"
-    assert mapper.map("1. People") == "1 people" and mapper.map("A three-wheeled vehicle") == "threewheeled vehicle"
-    assert math.isclose(float(np.linalg.norm(mapper.unit[0])), 1.0, rel_tol=1e-9)
-
-
-def test_official_mode_gt_on_the_real_test_set(shared_data: Path, test_items: list[QAItem]) -> None:
-    """Every GT name of the test set is in the released vocabulary (no word2vec lookup needed), so
-    the GT gets object 1, temporal 1, spatial 1; format only where all three tags are present."""
-    cfg = R.RewardConfig(mode="official", official_vocab=str(shared_data / "r_avst" / "Test_gt_object_vocab.pt"),
-                         official_word2vec="/nonexistent.kv", similarity="exact")
-    errors = R.COUNTERS["error"]
-    out = _all(cfg, [render_answer(it.answer) for it in test_items], test_items)
-    assert R.COUNTERS["error"] == errors
-    for i, it in enumerate(test_items):
-        assert out["object"][i] == 1.0, it.qa_id
-        assert out["temporal"][i] in (None, 1.0) and out["spatial"][i] in (None, 1.0), it.qa_id
-        assert out["format"][i] == float(bool(it.answer.span and it.answer.tracks and it.answer.objects)), it.qa_id
+    assert out["temporal"] == [pytest.approx(0.4), 1.0]
+    assert out["spatial"] == [1.0, pytest.approx(2 / 3)]  # GT fed back: seconds 1, 2 (IoU 1) and 3 ([0,0,0,0]: 0)
+    assert out["format"] == [1.0, 0.0]  # the GT's <object> is followed by <when>, not <where>
+    assert out["total"] == [pytest.approx(1.0 + 0.7), pytest.approx((1.0 + 2 / 3) / 2)]
+    assert out["object"] == [None, None]
 
 
 def test_qa_json_roundtrip() -> None:

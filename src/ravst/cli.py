@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("ravst.infer", "run a Video-LLM or baseline on QAs and write predictions"),
     "build": ("ravst.pipeline.cli", "dataset construction stages"),
     "train": ("ravst.train.cli", "AVST-Zero GRPO training and the SFT baseline"),
+    "reward": ("ravst.reward_cli", "GRPO rewards of completions, as the trainer computes them"),
     "review": ("ravst.review.cli", "human quality-control web app, kappa and export"),
     "synth": ("ravst.synth", "procedural audio-visual clips with exact ground truth"),
     "demo": ("ravst.demo", "run the whole toolkit on a small synthetic set"),

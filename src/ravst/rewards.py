@@ -1,32 +1,39 @@
 """GRPO rewards of AVST-Zero (paper eqs. 2-7): the evaluation applied to each completion.
 
-Every reward parses the completion with the one parser (:func:`ravst.parsing.parse_answer`,
-lenient, like ``ravst eval``) and scores it with the metric protocol
-(:func:`ravst.metrics.ravst_protocol.score_qa`), so a completion's reward is exactly the figure
-``ravst eval`` gives the same text:
+``ravst`` mode (default) parses the completion with the one parser
+(:func:`ravst.parsing.parse_answer`, lenient, like ``ravst eval``) and scores it with the metric
+protocol (:func:`ravst.metrics.ravst_protocol.score_qa`), so the content rewards are the
+figures ``ravst eval`` gives the same text -- **but only for an answer in the required layout**:
 
 ========== ============================================ ===================================
 reward     value (``ravst`` mode)                       applies to (else ``None``)
 ========== ============================================ ===================================
-format     1 if the text is in the official layout      every task
-           (strict parse) with the task's tags, else 0
-object     object accuracy of the QA (matched GT / GT)  spatial (the other questions name
-                                                        the object)
-temporal   tIoU of ``<when>`` and the GT interval        temporal, spatio-temporal
-spatial    vIoU of ``<where>`` (mean over GT objects)    spatial, spatio-temporal with at
+format     1 if the text has ``<answer>`` and the task's every task
+           tags, each opened tag closed, else 0
+object     object accuracy (matched GT / GT) if format  spatial (the other questions name
+           is 1, else 0                                 the object)
+temporal   tIoU of ``<when>`` and the GT interval if     temporal, spatio-temporal
+           format is 1, else 0
+spatial    vIoU of ``<where>`` if format is 1, else 0    spatial, spatio-temporal with at
                                                         least one scorable GT frame
 total      eq. 7: ``lambda_f * format + sum_k lambda_k   every task
            * R_k`` over the rewards that apply
 ========== ============================================ ===================================
 
-``official`` mode reproduces the released R-AVST reward semantics (see ``docs/training.md``).
+The gate (``content_requires_format``, default on) is what makes the reward ungameable: a
+malformed answer earns 0 in total, so the policy cannot trade the format reward for content
+read leniently out of a broken answer (``docs/training.md``, ``docs/benchmarks.md``). Default
+weights: lambda_f = 1 (eq. 7) and content weights summing to 1 per task (the released 1/2
+weights), so every task's maximum is 2.
+
+``official`` mode is the released R-AVST reward value for value (:mod:`ravst.released_reward`).
 Reward functions follow TRL's signature ``f(completions, **kwargs) -> list[float | None]`` and
 read the ``qa`` dataset column (JSON written by :func:`ravst.train.data.qa_to_json`). They never
 raise: a completion that cannot be scored gets 0, is logged and counted in :data:`COUNTERS`.
 
 >>> cfg = RewardConfig(similarity="exact")
 >>> cfg.weights("spatial")
-(1.0, 1.0, 0.0, 1.0)
+(1.0, 0.5, 0.0, 0.5)
 >>> RewardConfig(no_temporal_reward=True).weights("temporal")
 (1.0, 0.0, 0.0, 0.0)
 """
@@ -37,18 +44,16 @@ import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ravst.similarity import DEFAULT_TAU
+from ravst.released_reward import RELEASED_THRESHOLD, ReleasedMapper, released_scores
 from ravst.types import QAItem, Task
 
 __all__ = [
     "COMPONENTS",
     "COUNTERS",
-    "OfficialObjectMapper",
     "RewardConfig",
     "RewardFunction",
     "Scores",
@@ -69,7 +74,11 @@ MODES = ("ravst", "official")
 COUNTERS: Counter[str] = Counter()
 """Process-wide counts: ``scored``, ``unparsed`` (no field the task is scored on),
 ``bad_qa`` (unreadable ``qa`` column), ``error`` (scoring raised; logged with its traceback),
-``coord_unconvertible`` (boxes in a non-original space without the frame sizes: dropped)."""
+``coord_unconvertible`` (boxes in a non-original space without the frame sizes: dropped),
+``format_gated`` (ravst mode: content zeroed because the format reward is 0),
+``official_raised`` (official mode: the released code raises on the completion; scored 0),
+``official_w2v_unknown`` (official mode, shipped word table: a predicted name with a token the
+table does not determine, embedded from its other tokens; once per name)."""
 
 _REQUIRED_TAGS = {
     Task.TEMPORAL: ("has_object", "has_when"),
@@ -77,6 +86,11 @@ _REQUIRED_TAGS = {
     Task.SPATIOTEMPORAL: ("has_object", "has_when", "has_where"),
 }
 _CACHE_SIZE = 4096
+_RELEASED_WEIGHTS = {  # released spatial_temporal_reward + format_reward (ravst.released_reward)
+    Task.TEMPORAL: (1.0, 0.0, 1.0, 0.0),
+    Task.SPATIAL: (1.0, 0.5, 0.0, 0.5),
+    Task.SPATIOTEMPORAL: (1.0, 0.0, 0.5, 0.5),
+}
 
 
 def format_ok(parsed: Any, task: Task) -> bool:
@@ -114,11 +128,17 @@ class RewardConfig:
         default_factory=lambda: TaskWeights(temporal=1.0), metadata={"help": "Weights for temporal QAs."}
     )
     spatial_task: TaskWeights = field(
-        default_factory=lambda: TaskWeights(object=1.0, spatial=1.0), metadata={"help": "Weights for spatial QAs."}
+        default_factory=lambda: TaskWeights(object=0.5, spatial=0.5),
+        metadata={"help": "Weights for spatial QAs (released: 1/2 each)."},
     )
     spatiotemporal_task: TaskWeights = field(
-        default_factory=lambda: TaskWeights(temporal=1.0, spatial=1.0),
-        metadata={"help": "Weights for spatio-temporal QAs."},
+        default_factory=lambda: TaskWeights(temporal=0.5, spatial=0.5),
+        metadata={"help": "Weights for spatio-temporal QAs (released: 1/2 each)."},
+    )
+    content_requires_format: bool = field(
+        default=True,
+        metadata={"help": "ravst mode: object/temporal/spatial pay only when the format reward is 1 "
+                  "(False: the old, gameable rule that scores content of malformed answers)."},
     )
     no_temporal_reward: bool = field(default=False, metadata={"help": "Ablation: lambda_t = 0 everywhere."})
     no_spatial_reward: bool = field(default=False, metadata={"help": "Ablation: lambda_s = 0 everywhere."})
@@ -126,13 +146,15 @@ class RewardConfig:
     tau: float | None = field(default=None, metadata={"help": "ravst mode: similarity threshold (None: default)."})
     word2vec_path: str | None = field(default=None, metadata={"help": "KeyedVectors for similarity word2vec."})
     official_vocab: str | None = field(
-        default=None, metadata={"help": "official mode: GT vocabulary .pt (gt_object_list, gt_embeddings)."}
+        default=None, metadata={"help": "official mode: GT vocabulary .pt (gt_object_list, gt_embeddings); "
+                                "the released trainer used Train_gt_object_vocab.pt."}
     )
     official_word2vec: str | None = field(
-        default=None, metadata={"help": "official mode: gensim KeyedVectors for predicted names."}
+        default=None, metadata={"help": "official mode: gensim KeyedVectors (GoogleNews-300) for predicted names; "
+                                "None: the shipped table recovered from the vocabularies (ravst.word2vec)."}
     )
     official_tau: float = field(
-        default=DEFAULT_TAU["word2vec"], metadata={"help": "official mode: word2vec threshold (released: 0.75)."}
+        default=RELEASED_THRESHOLD, metadata={"help": "official mode: word2vec threshold (released: 0.75)."}
     )
     coord_space: str | None = field(
         default=None,
@@ -149,15 +171,21 @@ class RewardConfig:
             raise ValueError(f"rewards.similarity: {self.similarity!r} is not minilm, word2vec or exact")
         if self.similarity == "word2vec" and not self.word2vec_path:
             raise ValueError("rewards.similarity word2vec needs rewards.word2vec_path")
-        if self.mode == "official" and not (self.official_vocab and self.official_word2vec):
-            raise ValueError("rewards.mode official needs rewards.official_vocab and rewards.official_word2vec")
+        if self.mode == "official" and not self.official_vocab:
+            raise ValueError("rewards.mode official needs rewards.official_vocab (the released "
+                             "Train_gt_object_vocab.pt or Test_gt_object_vocab.pt)")
         if self.coord_space not in (None, "input", "original", "norm1", "norm1000"):
             raise ValueError(f"rewards.coord_space: {self.coord_space!r} is not input/original/norm1/norm1000")
         if not -1.0 <= self.official_tau <= 1.0:
             raise ValueError(f"rewards.official_tau: must be in [-1, 1], got {self.official_tau}")
 
     def weights(self, task: Task | str) -> tuple[float, float, float, float]:
-        """(lambda_f, lambda_o, lambda_t, lambda_s) for a task, ablations applied."""
+        """(lambda_f, lambda_o, lambda_t, lambda_s) for a task, ablations applied. In official mode
+        the released combination (format + tIoU; format + (object + spatial) / 2; format +
+        (tIoU + spatial) / 2) whatever the configured weights."""
+        if self.mode == "official":
+            lf, lo, lt, ls = _RELEASED_WEIGHTS[Task(task)]
+            return lf, lo, 0.0 if self.no_temporal_reward else lt, 0.0 if self.no_spatial_reward else ls
         tw = {
             Task.TEMPORAL: self.temporal_task,
             Task.SPATIAL: self.spatial_task,
@@ -185,107 +213,6 @@ class Scores:
             if v is not None:
                 out += w * v
         return float(out)
-
-
-# ------------------------------------------------------------------------------------ official mode
-class OfficialObjectMapper:
-    """The released object reward: predicted names mapped to the GT vocabulary with word2vec.
-
-    A predicted name that is in the vocabulary (lower-cased) maps to itself; otherwise its
-    word2vec vector (whole phrase or mean of its words) is compared by cosine with every
-    vocabulary embedding and mapped to the best entry when the cosine is >= ``tau``.
-    """
-
-    def __init__(self, vocab_path: str | Path, word2vec_path: str | Path, tau: float = DEFAULT_TAU["word2vec"]) -> None:
-        import torch
-
-        try:
-            raw = torch.load(str(vocab_path), weights_only=True)
-            names = [str(n) for n in raw["gt_object_list"]]
-            emb = np.asarray(raw["gt_embeddings"], dtype=np.float64)
-        except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:
-            raise ValueError(f"{vocab_path}: not a GT vocabulary (gt_object_list, gt_embeddings): {exc}") from exc
-        if emb.shape != (len(names), emb.shape[1] if emb.ndim == 2 else -1):
-            raise ValueError(f"{vocab_path}: {len(names)} names but embeddings of shape {emb.shape}")
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        self.names = names
-        self.index = {n: i for i, n in enumerate(names)}
-        self.unit = np.divide(emb, norms, out=np.zeros_like(emb), where=norms > 0)
-        self.tau = float(tau)
-        self.word2vec_path = Path(word2vec_path)
-        self._kv: Any = None
-        self._cache: dict[str, str | None] = {}
-
-    @staticmethod
-    def key(name: str) -> str:
-        """The vocabulary's normal form: lower case, punctuation deleted (``three-wheeled`` ->
-        ``threewheeled``, ``1. People`` -> ``1 people``), spaces collapsed, a leading article dropped.
-
-        >>> OfficialObjectMapper.key("A child's hands"), OfficialObjectMapper.key("- dark, cloudy sky")
-        ('childs hands', 'dark cloudy sky')
-        """
-        text = " ".join("".join(c for c in name.lower() if c.isalnum() or c.isspace()).split())
-        for article in ("a ", "an ", "the "):
-            if text.startswith(article):
-                return text[len(article):]
-        return text
-
-    def _vector(self, key: str) -> np.ndarray | None:
-        if self._kv is None:
-            from ravst.similarity import Word2VecSimilarity
-
-            self._kv = Word2VecSimilarity(self.word2vec_path)._load()
-        kv = self._kv
-        words = key.split()
-        for whole in ("_".join(words), "_".join(w.capitalize() for w in words)):
-            if whole and whole in kv.key_to_index:
-                return np.asarray(kv[whole], dtype=np.float64)
-        vecs = [kv[w] for w in words if w in kv.key_to_index]
-        return np.mean(vecs, axis=0).astype(np.float64) if vecs else None
-
-    def map(self, name: str) -> str | None:
-        """The vocabulary entry a name maps to, or None."""
-        key = self.key(name)
-        if key in self._cache:
-            return self._cache[key]
-        out: str | None = None
-        for candidate in (" ".join(name.lower().split()), key):
-            if candidate in self.index:
-                out = candidate
-                break
-        else:
-            vec = self._vector(key)
-            if vec is not None and np.linalg.norm(vec) > 0:
-                cos = self.unit @ (vec / np.linalg.norm(vec))
-                best = int(np.argmax(cos))
-                if cos[best] >= self.tau:
-                    out = self.names[best]
-        self._cache[key] = out
-        return out
-
-    def recall(self, pred: Sequence[str], gt: Sequence[str]) -> float | None:
-        gt_keys = {self.map(g) or self.key(g) for g in gt if g.strip()}
-        if not gt_keys:
-            return None
-        mapped = {m for m in (self.map(p) for p in pred if p.strip()) if m is not None}
-        return len(gt_keys & mapped) / len(gt_keys)
-
-
-def official_spatial(pred_tracks: Sequence[Any], gt_tracks: Sequence[Any]) -> float | None:
-    """Per non-empty GT box: best IoU of the predicted boxes (all objects) at the same rounded
-    second; the mean over GT boxes (None when the GT has no box)."""
-    from ravst.metrics.functional import box_iou
-
-    gt_t = np.concatenate([np.round(t.times_s[t.nonempty]) for t in gt_tracks]) if gt_tracks else np.zeros(0)
-    if gt_t.size == 0:
-        return None
-    gt_b = np.concatenate([t.xyxy[t.nonempty] for t in gt_tracks])
-    pt = np.concatenate([np.round(t.times_s) for t in pred_tracks]) if pred_tracks else np.zeros(0)
-    pb = np.concatenate([t.xyxy for t in pred_tracks]) if pred_tracks else np.zeros((0, 4))
-    if pt.size == 0:
-        return 0.0
-    iou = np.where(gt_t[:, None] == pt[None, :], box_iou(gt_b, pb), 0.0)  # same rounded second only
-    return float(iou.max(axis=1).mean())
 
 
 # ------------------------------------------------------------------------------------ scoring
@@ -326,7 +253,8 @@ class _Scorer:
     def __init__(self, config: RewardConfig) -> None:
         self.config = config
         self._similarity: Any = None
-        self._mapper: OfficialObjectMapper | None = None
+        self._mapper: ReleasedMapper | None = None
+        self._solutions: dict[str, str] = {}
         self._items: OrderedDict[str, QAItem] = OrderedDict()
         self._scores: OrderedDict[tuple[str, str, str], Scores] = OrderedDict()
 
@@ -340,11 +268,16 @@ class _Scorer:
         return self._similarity
 
     @property
-    def mapper(self) -> OfficialObjectMapper:
+    def mapper(self) -> ReleasedMapper:
         if self._mapper is None:
+            from ravst.word2vec import WordVectors
+
             c = self.config
-            assert c.official_vocab and c.official_word2vec
-            self._mapper = OfficialObjectMapper(c.official_vocab, c.official_word2vec, c.official_tau)
+            if not c.official_vocab:
+                raise ValueError("rewards.mode official needs rewards.official_vocab")
+            self._mapper = ReleasedMapper(c.official_vocab, WordVectors.load(c.official_word2vec), c.official_tau)
+            log.info("reward (official): vocabulary %s, word vectors %s, threshold %s", c.official_vocab,
+                     self._mapper.wv.source, c.official_tau)
         return self._mapper
 
     def item(self, qa: Any) -> QAItem:
@@ -370,8 +303,10 @@ class _Scorer:
         from ravst.parsing import parse_answer
 
         try:
-            parsed = self._to_original(parse_answer(text), sizes)
-            out = self._official(parsed, item) if self.config.mode == "official" else self._ravst(parsed, item)
+            if self.config.mode == "official":  # the released code reads the raw text; no coordinate conversion
+                out = self._official(text, item)
+            else:
+                out = self._ravst(self._to_original(parse_answer(text), sizes), item)
         except Exception:  # a reward must not kill a training run: count, log with traceback, score 0
             COUNTERS["error"] += 1
             log.exception("reward: scoring QA %s raised; completion scored 0: %.300r", item.qa_id, text)
@@ -386,11 +321,10 @@ class _Scorer:
 
     def _zero(self, item: QAItem) -> Scores:
         """All-zero scores, ``None`` where the reward does not apply to the task."""
-        gt, task = item.answer, item.task
-        official = self.config.mode == "official"
-        obj = 0.0 if (gt.objects if official else task is Task.SPATIAL) else None
-        temporal = 0.0 if gt.span is not None and (official or task is not Task.SPATIAL) else None
-        spatial = 0.0 if (bool(gt.tracks) if official else task is not Task.TEMPORAL) else None
+        task = item.task
+        obj = 0.0 if task is Task.SPATIAL else None
+        temporal = 0.0 if task is not Task.SPATIAL else None
+        spatial = 0.0 if task is not Task.TEMPORAL else None
         return Scores(0.0, obj, temporal, spatial, False)
 
     def _to_original(self, parsed: Any, sizes: tuple[Any, Any]) -> Any:
@@ -416,22 +350,46 @@ class _Scorer:
 
         s = score_qa(item, parsed, self.similarity)
         fmt = float(format_ok(parsed, item.task))
-        return Scores(fmt, s.object_acc, s.t_iou, s.v_iou, s.parsed)
+        obj, t_iou, v_iou = s.object_acc, s.t_iou, s.v_iou
+        if self.config.content_requires_format and fmt == 0.0:
+            COUNTERS["format_gated"] += 1
+            obj, t_iou, v_iou = (None if v is None else 0.0 for v in (obj, t_iou, v_iou))
+        return Scores(fmt, obj, t_iou, v_iou, s.parsed)
 
-    def _official(self, parsed: Any, item: QAItem) -> Scores:
-        from ravst.metrics.functional import temporal_iou
+    def _official(self, text: str, item: QAItem) -> Scores:
+        """The released values (:func:`ravst.released_reward.released_scores`), as components:
+        object on spatial QAs, temporal on temporal / spatio-temporal QAs, spatial where a
+        (second, name) pair is on both sides; ``total`` with :data:`_RELEASED_WEIGHTS` is the
+        released ``format + spatial_temporal``."""
+        from ravst.parsing import render_answer
 
-        answer, gt = parsed.answer, item.answer
-        fmt = float(parsed.has_when and parsed.has_object and parsed.has_where)
-        temporal = None
-        if gt.span is not None:
-            spans = np.array([[s.start_s, s.end_s] for s in answer.spans], dtype=np.float64).reshape(-1, 2)
-            temporal = float(temporal_iou(spans, [gt.span.start_s, gt.span.end_s]))
-        names = list(answer.objects) or [t.name for t in answer.tracks if t.name.strip()]
-        obj = self.mapper.recall(names, list(gt.objects)) if gt.objects else None
-        spatial = official_spatial(answer.tracks, gt.tracks) if gt.tracks else None
-        parsed_ok = bool(answer.objects or answer.spans or answer.tracks)
-        return Scores(fmt, obj, temporal, spatial, parsed_ok)
+        mapper = self.mapper
+        known = set(mapper.unknown_names)
+        solution = self._solutions.get(item.qa_id)
+        if solution is None:
+            solution = self._solutions[item.qa_id] = render_answer(item.answer)
+            if len(self._solutions) > _CACHE_SIZE:
+                self._solutions.clear()
+        r = released_scores(text, solution, item.task, mapper)
+        if len(mapper.unknown_names) > len(known):
+            new = sorted(mapper.unknown_names - known)
+            COUNTERS["official_w2v_unknown"] += len(new)
+            log.warning("reward (official): QA %s: name(s) %s have tokens the shipped word table does not "
+                        "determine; embedded from their other tokens (rewards.official_word2vec: GoogleNews)",
+                        item.qa_id, new)
+        if r.raised is not None:
+            COUNTERS["official_raised"] += 1
+            log.warning("reward (official): the released code raises on this completion (%s; the released "
+                        "trainer drops the batch with loss 0); scored 0: QA %s %.200r", r.raised, item.qa_id, text)
+            return self._zero(item)
+        task = item.task
+        return Scores(
+            r.format,
+            r.object if task is Task.SPATIAL else None,
+            r.temporal if task is not Task.SPATIAL else None,
+            r.spatial if task is not Task.TEMPORAL else None,
+            True,
+        )
 
 
 _SCORERS: dict[RewardConfig, _Scorer] = {}

@@ -3,7 +3,10 @@
 ``--set`` overrides one config entry (dotted path, YAML value), e.g.
 ``--set max_steps=50 --set rewards.no_temporal_reward=true --set data.fps=0.5``.
 ``--dry-run`` validates the config and builds the dataset (QA count per task), without a model;
-for GRPO it loads the processor (no weights) and checks the prompts against ``max_prompt_length``.
+for GRPO it loads the processor (no weights), checks the prompts against ``max_prompt_length``
+and, in ``rewards.mode: official``, loads the vocabulary. A real run makes the same checks first,
+before any model is loaded; a model that cannot be loaded (e.g. a hub id with no network) is one
+error line saying how to point ``model.path`` at a local folder.
 """
 
 from __future__ import annotations
@@ -68,18 +71,92 @@ def _load(path: Path, overrides: list[str], cls: type) -> Any:
         raise ValueError(f"{path}: {exc}") from exc
 
 
+def _offline() -> bool:
+    import os
+
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def model_load_error(path: str, exc: BaseException | None = None) -> str:
+    """The one line for a model (or processor) that cannot be loaded."""
+    if Path(path).is_dir():
+        first = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
+        return f"model.path {path}: the folder does not hold a loadable model/processor: {first}"
+    why = "HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set" if _offline() else "no network to the Hugging Face Hub"
+    return (f"model.path {path!r} is not a local folder and is not in the Hugging Face cache ({why}): download it "
+            f"where there is network (e.g. `huggingface-cli download {path} --local-dir DIR`) and set "
+            f"model.path to that folder (--set model.path=DIR)")
+
+
+def _hub_model_missing(path: str) -> bool:
+    """A hub id that is neither a local folder nor cached, with the hub switched off."""
+    if Path(path).is_dir() or not _offline():
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return not isinstance(try_to_load_from_cache(path, "config.json"), str)
+    except ValueError:  # not a valid repo id either
+        return True
+
+
+class _QuietHub:
+    """Silences huggingface_hub's retry warnings while a model or processor loads."""
+
+    def __enter__(self) -> None:
+        self.loggers = [logging.getLogger(n) for n in ("huggingface_hub", "transformers", "urllib3")]
+        self.levels = [lg.level for lg in self.loggers]
+        for lg in self.loggers:
+            lg.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *_: object) -> None:
+        for lg, level in zip(self.loggers, self.levels, strict=True):
+            lg.setLevel(level)
+
+
 def _check_prompts_dry(cfg: Any, dataset: Any) -> None:
-    """Dry run: load the processor only (no weights) and check every prompt against
+    """Load the processor only (no weights) and check every prompt against
     ``max_prompt_length``, the check training makes after the model loads."""
     from transformers import AutoProcessor
 
     from ravst.train.grpo import check_prompt_lengths
 
+    if _hub_model_missing(cfg.model.path):
+        raise ValueError(model_load_error(cfg.model.path))
     try:
-        processor = AutoProcessor.from_pretrained(cfg.model.path)
+        with _QuietHub():
+            processor = AutoProcessor.from_pretrained(cfg.model.path)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"model.path {cfg.model.path}: cannot load the processor: {exc}") from exc
+        raise ValueError(model_load_error(cfg.model.path, exc)) from None
     check_prompt_lengths(dataset, processor, cfg.max_prompt_length)
+
+
+def _check_rewards(cfg: Any) -> None:
+    """Official mode: the vocabulary (and a given word2vec file) load."""
+    r = cfg.rewards
+    if r.mode == "official":
+        from ravst.released_reward import ReleasedMapper
+        from ravst.word2vec import WordVectors
+
+        mapper = ReleasedMapper(r.official_vocab, WordVectors.load(r.official_word2vec), r.official_tau)
+        log.info("rewards official: %d vocabulary names (%s), word vectors %s", len(mapper.names),
+                 r.official_vocab, mapper.wv.source)
+
+
+def check_run(cfg: Any, command: str) -> Any:
+    """The checks of a dry run, made before any model loads: the dataset builds (every video
+    found or dropped with a count), rewards load, prompts fit. Returns the dataset."""
+    from ravst.train.data import build_dataset
+
+    ds = build_dataset(cfg.data)
+    if command == "grpo":
+        _check_rewards(cfg)
+        _check_prompts_dry(cfg, ds)
+    counts = Counter(ds["task"])
+    log.info("config OK: %d QAs (%s); output_dir %s", len(ds),
+             ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), cfg.output_dir)
+    return ds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,24 +170,22 @@ def run(args: argparse.Namespace) -> int:
     cls = GRPORunConfig if command == "grpo" else SFTRunConfig
     try:
         cfg = _load(args.config, args.overrides, cls)
+        check_run(cfg, command)
         if args.dry_run:
-            from ravst.train.data import build_dataset
-
-            ds = build_dataset(cfg.data)
-            counts = Counter(ds["task"])
-            if command == "grpo":
-                _check_prompts_dry(cfg, ds)
-            log.info("config OK: %d QAs (%s); output_dir %s", len(ds),
-                     ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), cfg.output_dir)
             return 0
-        if command == "grpo":
-            from ravst.train.grpo import run_grpo
+        if _hub_model_missing(cfg.model.path):
+            raise ValueError(model_load_error(cfg.model.path))
+        try:
+            if command == "grpo":
+                from ravst.train.grpo import run_grpo
 
-            final = run_grpo(cfg)
-        else:
-            from ravst.train.sft import run_sft
+                final = run_grpo(cfg)
+            else:
+                from ravst.train.sft import run_sft
 
-            final = run_sft(cfg)
+                final = run_sft(cfg)
+        except OSError as exc:  # a model, processor or checkpoint that cannot be read
+            raise ValueError(model_load_error(cfg.model.path, exc)) from None
     except PositionMismatchError as exc:  # the model would not get the reference MRoPE positions
         log.error("%s", exc)
         return 2
