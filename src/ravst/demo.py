@@ -165,11 +165,13 @@ def run_demo(cfg: DemoConfig) -> Path:
     if cfg.build:
         t = time.perf_counter()
         from ravst.pipeline import stages
-        from ravst.pipeline.config import AnalyzeConfig, PipelineConfig
+        from ravst.pipeline.config import AnalyzeConfig, AnnotateConfig, PipelineConfig
 
         build = out / "build"
+        # no detector weights ship with the package: the demo picks the CPU baseline explicitly
         pcfg = PipelineConfig(out_dir=str(build), annotations=str(data / "unav100.json"), videos_dir=str(videos),
-                              analyze=AnalyzeConfig(captions_csv=str(data / "captions.csv")))
+                              analyze=AnalyzeConfig(captions_csv=str(data / "captions.csv")),
+                              annotate=AnnotateConfig(backend="opencv"))
         done = []
         for name, fn in stages.STAGES.items():
             try:
