@@ -209,7 +209,7 @@ def test_detector_loaded_once_and_a_load_failure_stops_the_stage(clips: tuple[Pa
         raise OSError("cannot read the weights")
 
     monkeypatch.setattr(annotate, "make_detector", broken)
-    with pytest.raises(StartupError, match="cannot load the opencv detector.*cannot read the weights"):
+    with pytest.raises(StartupError, match=r"cannot load the opencv detector.*cannot read the weights"):
         run_annotate(cfg, progress=False)
     assert calls == ["opencv"]  # once, not once per video (3 videos)
     assert not (tmp_path / "out" / "annotate" / "annotate.jsonl").exists()
@@ -310,7 +310,7 @@ def test_video_llm_analyzer_with_a_tiny_transformers_model(clips: tuple[Path, Pa
     from ravst.testing.tiny_qwen import build_tiny_qwen_vl
 
     torch.set_num_threads(1)
-    vids, ann = clips
+    vids, _ = clips
     model = build_tiny_qwen_vl(tmp_path / "vl")
     small = write_events(tmp_path / "small.json", {"videollama_dog_barking": EVENTS["videollama_dog_barking"]})
     cfg = PipelineConfig.from_dict({
@@ -375,3 +375,32 @@ def test_shipped_configs_load_and_run(tmp_path: Path, shared_data: Path, monkeyp
     assert json.loads((out / "filter" / "summary.json").read_text())["test"]["kept"] == 2083
     summary = json.loads((out / "qa" / "summary.json").read_text())
     assert summary["qas_per_kind"].keys() == {"temporal"} and summary["baseline"] is True
+
+
+@pytest.mark.slow
+def test_paper_default_path_with_tiny_grounding_dino_and_sam2(clips: tuple[Path, Path], tmp_path: Path) -> None:
+    """The default detector path (GroundingDINO + SAM2 propagation) with tiny random checkpoints
+    given by --model / --sam2: not a baseline; every box row says where it came from."""
+    import torch
+
+    from pipeline_helpers import build_tiny_grounding_dino, build_tiny_sam2_video
+
+    torch.set_num_threads(1)
+    vids, _ = clips
+    ann = write_events(tmp_path / "small.json", {"videollama_dog_barking": EVENTS["videollama_dog_barking"]})
+    build_tiny_grounding_dino(tmp_path / "gdino")
+    build_tiny_sam2_video(tmp_path / "sam2")
+    config = tmp_path / "c.yaml"
+    config.write_text("annotate:\n  box_threshold: 0.05\n  text_threshold: 0.05\n  max_side: 128\n")
+    out = tmp_path / "out"
+    assert main(["build", "all", "--config", str(config), "--annotations", str(ann), "--videos", str(vids),
+                 "--out", str(out), "--model", str(tmp_path / "gdino"), "--sam2", str(tmp_path / "sam2"),
+                 "--no-progress"]) in (0, 1)
+    detector = json.loads((out / "annotate" / "manifest.json").read_text())["detector"]
+    assert detector["backend"] == "grounding-dino" and detector["baseline"] is False
+    assert detector["sam2_model"] == str(tmp_path / "sam2")
+    track = read_jsonl(out / "annotate" / "annotate.jsonl")[0]["events"][0]["tracks"][0]
+    assert set(track["sources"]) <= {"detected", "propagated", "none"}
+    for box, score, source in zip(track["xyxy"], track["scores"], track["sources"], strict=True):
+        assert (score is not None) == (source == "detected")
+        assert (box[2] > box[0]) == (source != "none")
