@@ -209,3 +209,98 @@ def span_agrees(official: tuple[float, float, bool], ours: tuple[float, float]) 
     if exact:
         return abs(ours[0] - s) < 1e-4 and abs(ours[1] - e) < 1e-4
     return round(ours[0], 1) == s and round(ours[1], 1) == e
+
+
+class ChatServer:
+    """A small OpenAI-compatible server on 127.0.0.1 for the analyzer tests.
+
+    ``POST /v1/chat/completions`` answers in the Box 1 format from what it received: the subject
+    is ``frames{N}`` (N = image parts of the request; ``caption`` when there are none) and the
+    caption's first word, both "visible & audible". ``GET /v1/models`` answers 200. ``fail_always``
+    makes every chat request a 500. Counts requests and the most requests in flight."""
+
+    def __init__(self, *, fail_always: bool = False, delay_s: float = 0.05) -> None:
+        import json
+        import threading
+        import time
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.fail_always = fail_always
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._send(200, {"data": [{"id": "tiny"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with outer.lock:
+                    outer.requests.append(body)
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                time.sleep(delay_s)
+                with outer.lock:
+                    outer.in_flight -= 1
+                if outer.fail_always:
+                    self._send(500, {"error": "down"})
+                    return
+                user = body["messages"][-1]["content"]
+                parts = user if isinstance(user, list) else [{"type": "text", "text": user}]
+                images = sum(1 for p in parts if p["type"] == "image_url")
+                text = " ".join(p["text"] for p in parts if p["type"] == "text")
+                word = text.split("Caption:", 1)[1].split()[0] if "Caption:" in text else "thing"
+                answer = (f"Key Subjects:\nframes{images} - visible & audible\n{word} - visible & audible\n"
+                          "Subject Number: 2")
+                self._send(200, {"choices": [{"message": {"role": "assistant", "content": answer}}]})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def write_events(path: Path, database: dict) -> Path:
+    import json
+
+    path.write_text(json.dumps({"version": "test", "database": database}), encoding="utf-8")
+    return path
+
+
+def truncate_faststart(src: Path, dst: Path, fraction: float = 0.5) -> Path:
+    """``src`` remuxed with its index first (``movflags=faststart``) and cut at ``fraction`` of its
+    size: a half-downloaded MP4 whose header still claims the full duration."""
+    import av
+
+    full = dst.with_name(dst.stem + "_full.mp4")
+    with av.open(str(src)) as inp, av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+        streams = {}
+        for s in inp.streams:
+            if s.type in ("video", "audio"):
+                streams[s.index] = out.add_stream_from_template(s)
+        for packet in inp.demux(*[inp.streams[i] for i in streams]):
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    data = full.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    full.unlink()
+    return dst

@@ -36,7 +36,7 @@ def _stage_dir(tmp_path: Path, videos_dir: Path, records: list[dict]) -> Pipelin
     (out / "analyze").mkdir(parents=True)
     (out / "analyze" / "analyze.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (out / "analyze" / "manifest.json").write_text("{}")
-    return PipelineConfig(out_dir=str(out), videos_dir=str(videos_dir))
+    return PipelineConfig(out_dir=str(out), videos_dir=str(videos_dir), annotate=AnnotateConfig(backend="opencv"))
 
 
 def test_opencv_stage_on_real_clips_with_failures(tmp_path: Path, videos_dir: Path) -> None:
@@ -71,6 +71,16 @@ def test_opencv_stage_on_real_clips_with_failures(tmp_path: Path, videos_dir: Pa
     last = unav["events"][1]
     assert [t["name"] for t in last["tracks"]] == ["man", "dog"]
     assert last["tracks"][1]["xyxy"] == [[0.0, 0.0, 0.0, 0.0]] * 2  # opencv knows no dogs: empty rows
+    assert last["tracks"][1]["scores"] == [None, None] and last["tracks"][1]["sources"] == ["none", "none"]
+    for track in (first, last["tracks"][0]):  # every box keeps its detector score
+        assert len(track["scores"]) == len(track["xyxy"]) == len(track["sources"])
+        for box, score, source in zip(track["xyxy"], track["scores"], track["sources"], strict=True):
+            if box[2] > box[0]:
+                assert source == "detected" and 0.4 <= score <= 1.0
+            else:
+                assert source == "none" and score is None
+    manifest = json.loads((tmp_path / "out" / "annotate" / "manifest.json").read_text())
+    assert manifest["detector"]["backend"] == "opencv" and manifest["detector"]["baseline"] is True
     assert last["frame_times_s"][0] >= 58.6
     # resumable: a re-run retries only the 3 failed records (same results, same bytes)
     before = result.output_path.read_bytes()
@@ -84,7 +94,7 @@ def test_opencv_finds_a_person_in_a_real_frame(videos_dir: Path) -> None:
     from ravst.media import read_frames_at
 
     frames, _ = read_frames_at(videos_dir / "salmonn_standup_1.mp4", [5.0, 15.0, 25.0])
-    detector = make_detector(AnnotateConfig(box_threshold=0.0))
+    detector = make_detector(AnnotateConfig(backend="opencv", box_threshold=0.0))
     found = [d for frame in frames for d in detector(frame, ["a man", "dog"])]
     assert found and all(d.index == 0 for d in found)
     assert all(0 <= d.xyxy[0] < d.xyxy[2] <= 360 and 0 <= d.xyxy[1] < d.xyxy[3] <= 640 for d in found)

@@ -12,7 +12,7 @@ import pytest
 from ravst.formats.official import read_official, write_official
 from ravst.parsing import parse_answer
 from ravst.pipeline.config import QAConfig, SplitConfig, StatsConfig
-from ravst.pipeline.qa import TEMPLATES, generate_qas
+from ravst.pipeline.qa import TEMPLATES, generate_checked, generate_qas
 from ravst.pipeline.split import split_counts, split_items
 from ravst.pipeline.stats import plot_figure3, table1_counts
 from ravst.types import Task
@@ -55,20 +55,75 @@ def test_generate_all_tasks_and_roundtrip(tmp_path: Path) -> None:
                 assert parse_answer(qa["A"], strict=True).strict_ok
 
 
-def test_require_boxes_and_task_switches() -> None:
+def test_never_detected_objects_are_dropped_and_counted() -> None:
+    """An object with no box in any frame of its event is not named in any QA: not as silent, not
+    with [0, 0, 0, 0] rows; every QA not written is counted by reason (counts by hand)."""
     rec = json.loads(json.dumps(RECORD))
     for t in rec["events"][0]["tracks"]:
         t["xyxy"] = [[0, 0, 0, 0]] * len(t["times_s"])
-    assert [q.kind for q in generate_qas(rec, QAConfig(require_boxes=True))] == ["temporal", "temporal"]
-    # default: spatio-temporal and sounding-spatial QAs need a box; an all-empty silent answer stays
-    assert QAConfig().require_boxes == ("spatiotemporal", "spatial-sounding")
-    assert [q.kind for q in generate_qas(rec, QAConfig())] == ["temporal", "spatial-silent", "temporal"]
-    assert len(generate_qas(rec, QAConfig(require_boxes=False))) == 5
+    checked = generate_checked(rec, QAConfig())
+    # event 0: temporal(person), spatial-sounding(person), spatial-silent(guitar), ST(person): all dropped;
+    # event 1 has no tracks (not annotated): its temporal QA stays
+    assert [(q.event_index, q.kind) for q in checked.items] == [(1, "temporal")]
+    assert checked.dropped == {"never_detected": 4} and checked.objects_dropped == {"never_detected": 2}
+    assert len(generate_qas(rec, QAConfig(require_boxes=False))) == 1
+    # only the guitar is never seen: the silent QA goes, the person's QAs stay
+    rec = json.loads(json.dumps(RECORD))
+    rec["events"][0]["tracks"][1]["xyxy"] = [[0, 0, 0, 0]] * 4
+    checked = generate_checked(rec, QAConfig())
+    assert [q.kind for q in checked.items] == ["temporal", "spatial-sounding", "spatiotemporal", "temporal"]
+    assert checked.dropped == {"never_detected": 1} and checked.objects_dropped == {"never_detected": 1}
+    for item in checked.items:
+        assert "guitar" not in item.answer.objects
     assert QAConfig(require_boxes="spatial-silent").require_boxes == ("spatial-silent",)
     with pytest.raises(ValueError, match="require_boxes"):
         QAConfig(require_boxes=("spatial",))
     only = generate_qas(RECORD, QAConfig(temporal=False, spatial_silent=False, spatiotemporal=False))
     assert [q.kind for q in only] == ["spatial-sounding"]
+
+
+def test_a_sounding_object_left_out_is_flagged() -> None:
+    """A merged event where one sounding object was never detected: the QAs name the other one and
+    carry an ``object_left_out`` flag naming the missing object."""
+    rec = {"video_id": "v", "duration_s": 30.0, "width": 100, "height": 100, "events": [
+        {"index": 0, "label": "male singing", "start_s": 1.0, "end_s": 3.0,
+         "objects": [{"name": "man", "audible": True}, {"name": "piano", "audible": True}],
+         "tracks": [{"name": "man", "times_s": [1.0, 2.0, 3.0], "xyxy": [[10, 10, 30, 40]] * 3},
+                    {"name": "piano", "times_s": [1.0, 2.0, 3.0], "xyxy": [[0, 0, 0, 0]] * 3}]}]}
+    checked = generate_checked(rec, QAConfig())
+    assert [q.kind for q in checked.items] == ["temporal", "spatial-sounding", "spatiotemporal"]
+    assert checked.items[0].question == "When is the moment man makes sound and is visible?"
+    assert [f["reason"] for f in checked.metas[0].flags] == ["object_left_out"]
+    assert checked.metas[0].flags[0]["object"] == "piano"
+    assert checked.dropped == {"never_detected": 1}  # piano's spatio-temporal QA
+
+
+def _flags(xyxy: list[list[float]], times: list[float], sounding: bool = True) -> list[str]:
+    rec = {"video_id": "v", "duration_s": 30.0, "width": 200, "height": 100, "events": [
+        {"index": 0, "label": "dog barking", "start_s": times[0], "end_s": times[-1],
+         "objects": [{"name": "dog", "audible": sounding}],
+         "tracks": [{"name": "dog", "times_s": times, "xyxy": xyxy}]}]}
+    metas = generate_checked(rec, QAConfig()).metas
+    return sorted({f["reason"] for m in metas for f in m.flags})
+
+
+def test_suspicious_ground_truth_is_flagged() -> None:
+    """Frame 200 x 100 px, diagonal 223.6 px; thresholds 0.5 of the diagonal (111.8 px), 0.9 of
+    the frame (18,000 px2), found in >= 0.3 of the frames."""
+    steady = [[10, 10, 30, 30], [12, 10, 32, 30], [14, 10, 34, 30]]
+    assert _flags(steady, [1.0, 2.0, 3.0]) == []
+    # centre (20, 20) -> (180, 80): 170.9 px > 111.8 px
+    assert _flags([[10, 10, 30, 30], [170, 70, 190, 90]], [1.0, 2.0]) == ["box_jump"]
+    # (20, 20) -> (120, 20): 100 px < 111.8 px, not a jump
+    assert _flags([[10, 10, 30, 30], [110, 10, 130, 30]], [1.0, 2.0]) == []
+    # 190 x 96 = 18,240 px2 > 18,000 (91 %); 180 x 100 = 18,000 is not more than 90 %
+    assert _flags([[5, 2, 195, 98]], [1.0]) == ["box_covers_frame"]
+    assert _flags([[10, 0, 190, 100]], [1.0]) == []
+    # found in 1 of 4 frames (25 % < 30 %): rarely found; 2 of 4 is fine; a silent object is not checked
+    empty = [0, 0, 0, 0]
+    assert _flags([[10, 10, 30, 30], empty, empty, empty], [1.0, 2.0, 3.0, 4.0]) == ["rarely_found"]
+    assert _flags([[10, 10, 30, 30], [10, 10, 30, 30], empty, empty], [1.0, 2.0, 3.0, 4.0]) == []
+    assert _flags([[10, 10, 30, 30], empty, empty, empty], [1.0, 2.0, 3.0, 4.0], sounding=False) == []
 
 
 def test_one_answer_per_question_in_a_video() -> None:

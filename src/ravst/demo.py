@@ -123,6 +123,16 @@ def _annotate_check(build_dir: Path) -> list[str]:
             "boxes every model below is scored against are the exact synthetic ones (an oracle read of the scene)."]
 
 
+def _dropped_note(build_dir: Path) -> str:
+    """Why the build wrote no QA to score (its qa/summary.json counts what it did not write)."""
+    path = build_dir / "qa" / "summary.json"
+    summary = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    dropped = ", ".join(f"{k} {v}" for k, v in summary.get("dropped", {}).items()) or "none"
+    return ("The build pipeline wrote no QA to score against the synthetic GT: the opencv baseline detector "
+            "never finds the drawn shapes, and objects never detected are not written as ground truth "
+            f"(QAs not written, by reason: {dropped}; see {path}).")
+
+
 def _pipeline_predictions(build_dir: Path, gt_ids: set[str], out: Path) -> int:
     """The pipeline-built QAs written as predictions for the QAs of the synthetic GT."""
     from ravst.formats.official import read_official
@@ -165,11 +175,13 @@ def run_demo(cfg: DemoConfig) -> Path:
     if cfg.build:
         t = time.perf_counter()
         from ravst.pipeline import stages
-        from ravst.pipeline.config import AnalyzeConfig, PipelineConfig
+        from ravst.pipeline.config import AnalyzeConfig, AnnotateConfig, PipelineConfig
 
         build = out / "build"
+        # no detector weights ship with the package: the demo picks the CPU baseline explicitly
         pcfg = PipelineConfig(out_dir=str(build), annotations=str(data / "unav100.json"), videos_dir=str(videos),
-                              analyze=AnalyzeConfig(captions_csv=str(data / "captions.csv")))
+                              analyze=AnalyzeConfig(captions_csv=str(data / "captions.csv")),
+                              annotate=AnnotateConfig(backend="opencv"))
         done = []
         for name, fn in stages.STAGES.items():
             try:
@@ -186,6 +198,8 @@ def run_demo(cfg: DemoConfig) -> Path:
             runs.append(("pipeline-built QAs", out / "preds" / "pipeline.jsonl"))
             notes.append(f"'pipeline-built QAs': the {n} QAs the build pipeline generated (same ids as the "
                          "synthetic GT) scored as answers: a measure of automatic annotation against exact truth.")
+        else:
+            notes.append(_dropped_note(build))
 
     t = time.perf_counter()
     for name in cfg.baselines:

@@ -41,13 +41,13 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ravst.pipeline.config import AnalyzeConfig
+from ravst.pipeline.config import AnalyzeConfig, StartupError
 from ravst.types import ObjectMention
 
 __all__ = [
@@ -56,10 +56,15 @@ __all__ = [
     "AnswerCache",
     "OpenAIAnalyzer",
     "TransformersAnalyzer",
+    "VideoLLMAnalyzer",
+    "analyze_record",
     "build_prompt",
+    "event_captions",
     "make_analyzer",
     "parse_analysis",
+    "probe_endpoint",
     "rules_answer",
+    "write_event_clip",
 ]
 
 log = logging.getLogger(__name__)
@@ -411,15 +416,42 @@ class AnswerCache:
 
 
 # ---------------------------------------------------------------- openai backend
+def probe_endpoint(base_url: str, api_key: str, timeout_s: float) -> None:
+    """Probe an OpenAI-compatible endpoint ONCE (``GET {base_url}/models``, no retries): a
+    network error or a refused key is a :class:`StartupError`; any other answer means the server
+    is there (some servers have no ``/models``)."""
+    import httpx
+
+    url = base_url.rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise StartupError(f"analyze: cannot start: the endpoint {base_url} does not answer ({type(exc).__name__}: "
+                           f"{exc}; probed once at stage start, {timeout_s:g} s timeout). Ways on: start the server "
+                           "or fix analyze.base_url, or --analyzer rules (a label-only baseline)") from exc
+    if response.status_code in (401, 403):
+        raise StartupError(f"analyze: cannot start: {url} refused the API key (HTTP {response.status_code}); set "
+                           "the variable named by analyze.api_key_env")
+
+
+
 class OpenAIAnalyzer:
     """Chat completions on an OpenAI-compatible endpoint, cached, retried, concurrent."""
 
-    def __init__(self, cfg: AnalyzeConfig, cache: AnswerCache) -> None:
+    def __init__(self, cfg: AnalyzeConfig, cache: AnswerCache, *, cache_only: bool = False,
+                 errors: dict[str, str] | None = None) -> None:
         self.cfg = cfg
         self.cache = cache
+        self.cache_only = cache_only
+        self.errors = dict(errors or {})
         self.api_key = os.environ.get(cfg.api_key_env, "")
-        if not self.api_key:
+        if not self.api_key and not cache_only:
             log.warning("%s is not set; sending requests without an API key", cfg.api_key_env)
+
+    def probe(self) -> None:
+        """One quick request at stage start; see :func:`probe_endpoint`."""
+        probe_endpoint(self.cfg.base_url, self.api_key, self.cfg.probe_timeout_s)
 
     def _request(self, messages: list[dict[str, str]]) -> str:
         import httpx
@@ -455,13 +487,18 @@ class OpenAIAnalyzer:
         cached = self.cache.get(self.cfg.model, messages)
         if cached is not None:
             return cached
+        key = AnswerCache.key(self.cfg.model, messages)
+        if self.cache_only:
+            raise RuntimeError(f"analyzer request for caption {caption!r} failed: "
+                               f"{self.errors.get(key, 'no answer in the cache')} (a re-run retries it)")
         answer = self._request(messages)
         self.cache.put(self.cfg.model, messages, answer)
         return answer
 
     def prefetch(self, captions: Sequence[str], progress: bool = True) -> dict[str, str]:
         """Answer many captions with at most ``concurrency`` requests in flight; failures are
-        logged and left out (the stage records them per video)."""
+        logged and left out (the stage records them per video); ``self.errors`` keeps their
+        reasons under the cache key."""
         from tqdm import tqdm
 
         unique = list(dict.fromkeys(captions))
@@ -472,6 +509,7 @@ class OpenAIAnalyzer:
                 return caption, self(caption)
             except (ValueError, RuntimeError) as exc:
                 log.warning("caption %r: %s", caption, exc)
+                self.errors[AnswerCache.key(self.cfg.model, build_prompt(caption))] = f"{type(exc).__name__}: {exc}"
                 return caption, None
 
         with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
@@ -517,30 +555,230 @@ class TransformersAnalyzer:
         return answer
 
 
-def make_analyzer(cfg: AnalyzeConfig, cache_path: str | Path) -> Callable[[str], str]:
-    """The backend named by ``cfg.backend`` as ``caption -> answer text``."""
+# ---------------------------------------------------------------- video-llm backend
+VIDEO_NOTE = ("The frames above are the event. Name as key subjects only entities that are visible in these "
+              "frames, each with its label, in the output format above.")
+
+
+def _spread(times: list[float], most: int) -> list[float]:
+    if len(times) <= most:
+        return times
+    step = (len(times) - 1) / (most - 1) if most > 1 else 0.0
+    return [times[round(k * step)] for k in range(most)]
+
+
+def write_event_clip(video_path: str | Path, times_s: Sequence[float], out_path: Path, *, max_side: int = 640) -> Path:
+    """The frames of ``video_path`` at ``times_s`` as a small 1 fps MPEG-4 clip (what a Video-LLM
+    backend of ``ravst infer`` reads). Raises MediaError for an unreadable video."""
+    import av
+    import numpy as np
+
+    from ravst.media.video import iter_frames_at
+
+    frames = [image for _, image in iter_frames_at(video_path, sorted(times_s), max_side=max_side)]
+    if not frames:
+        raise ValueError(f"{video_path}: no frame at {list(times_s)}")
+    height, width = (frames[0].shape[0] // 2) * 2, (frames[0].shape[1] // 2) * 2
+    with av.open(str(out_path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"qscale": "2"}
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image[:height, :width]), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out_path
+
+
+class VideoLLMAnalyzer:
+    """Box 1 plus the event's frames to a Video-LLM through a ``ravst infer`` backend
+    (``video_backend``: openai, transformers, vllm), so subjects come from what is visible, not
+    from the label alone. The event's frames (1 s steps, at most ``max_frames``) are written as
+    a small clip and fed through the backend's own ``predict``; answers are cached under
+    sha256(model + messages + video + frame times). Built at stage start: the model is loaded or
+    the endpoint probed once (:class:`StartupError` on failure)."""
+
+    def __init__(self, cfg: AnalyzeConfig, cache: AnswerCache, videos_dir: str | Path, *,
+                 cache_only: bool = False, errors: dict[str, str] | None = None) -> None:
+        self.cfg = cfg
+        self.cache = cache
+        self.videos_dir = Path(videos_dir) if videos_dir else None
+        self.cache_only = cache_only
+        self.errors = dict(errors or {})
+        self.backend: Any = None if cache_only else self._backend()
+
+    def _backend(self) -> Any:
+        from ravst.models.qwen import GenerationSettings
+        from ravst.models.sampling import SamplingConfig
+
+        cfg = self.cfg
+        sampling = SamplingConfig(fps=1.0, max_frames=cfg.max_frames, min_pixels=cfg.video_min_pixels,
+                                  max_pixels=cfg.video_max_pixels)
+        generation = GenerationSettings(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.temperature > 0,
+                                        temperature=cfg.temperature or 1.0)
+        what = f"analyze: cannot start the video-llm analyzer ({cfg.video_backend} {cfg.model!r})"
+        ways = "Ways on: analyze.model pointing at a local Video-LLM folder, or --analyzer rules (a label-only baseline)"
+        if cfg.video_backend == "openai":
+            from ravst.models.openai_backend import OpenAIBackend
+
+            api_key = os.environ.get(cfg.api_key_env, "")
+            probe_endpoint(cfg.base_url, api_key, cfg.probe_timeout_s)
+            return OpenAIBackend(cfg.model, base_url=cfg.base_url, api_key=api_key, sampling=sampling,
+                                 generation=generation, timeout_s=cfg.timeout_s, max_retries=cfg.max_retries,
+                                 concurrency=1)
+        try:
+            if cfg.video_backend == "transformers":
+                from ravst.models.qwen import QwenBackend
+
+                return QwenBackend(cfg.model, sampling=sampling, generation=generation, use_audio=False,
+                                   device=cfg.device)
+            from ravst.models.vllm_backend import VllmBackend
+
+            return VllmBackend(cfg.model, sampling=sampling, generation=generation, use_audio=False)
+        except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
+            raise StartupError(f"{what}: {type(exc).__name__}: {exc}. {ways}") from exc
+
+    def messages(self, video_id: str, event: dict[str, Any], caption: str) -> tuple[list[dict[str, str]], list[float]]:
+        """The Box 1 messages (the cache key's) and the event's frame times."""
+        from ravst.pipeline.annotate import event_frame_times
+
+        times = _spread(event_frame_times(event["start_s"], event["end_s"]) or [round(float(event["start_s"]), 1)],
+                        self.cfg.max_frames)
+        user = f"Caption: {caption}\n{VIDEO_NOTE}"
+        frames = {"role": "video", "content": f"{video_id} at {', '.join(f'{t:g}' for t in times)} s"}
+        return [{"role": "system", "content": BOX1_PROMPT}, frames, {"role": "user", "content": user}], times
+
+    def ask_event(self, record: dict[str, Any], event: dict[str, Any], caption: str) -> str:
+        import tempfile
+
+        from ravst.models.base import InferRequest
+        from ravst.pipeline.annotate import find_video
+        from ravst.types import Answer, QAItem, Task
+
+        video_id = record["video_id"]
+        messages, times = self.messages(video_id, event, caption)
+        cached = self.cache.get(self.cfg.model, messages)
+        if cached is not None:
+            return cached
+        key = AnswerCache.key(self.cfg.model, messages)
+        if self.cache_only or self.backend is None:
+            raise RuntimeError(f"video-llm analyzer request for {video_id} event {event.get('index', '?')} failed: "
+                               f"{self.errors.get(key, 'no answer in the cache')} (a re-run retries it)")
+        if self.videos_dir is None:
+            raise ValueError("analyze.backend video-llm needs the videos: set 'videos_dir' (or --videos)")
+        from ravst.pipeline.config import AnnotateConfig
+
+        path = find_video(self.videos_dir, video_id, AnnotateConfig().video_exts)
+        item = QAItem(qa_id=f"analyze:{video_id}/{event.get('index', 0)}", video=video_id,
+                      duration_s=float(record.get("duration_s") or 0.0), event_index=int(event.get("index", 0)),
+                      event_num=int(event.get("index", 0)) + 1, task=Task.TEMPORAL, k=0, question=caption,
+                      answer=Answer())
+        with tempfile.TemporaryDirectory(prefix="ravst-analyze-") as tmp:
+            clip = write_event_clip(path, times, Path(tmp) / "event.mp4")
+            request = InferRequest(item=item, video_path=clip, system=messages[0]["content"],
+                                   user=messages[2]["content"])
+            prediction = self.backend.predict([request])[0]
+        answer = str(prediction.text)
+        self.cache.put(self.cfg.model, messages, answer)
+        return answer
+
+    def prefetch(self, jobs: Sequence[tuple[dict[str, Any], dict[str, Any], str]], progress: bool = True) -> int:
+        """Answer every (record, event, caption) job, ``concurrency`` at a time for an endpoint
+        (one at a time for a local model); failures are kept in ``self.errors`` (the stage
+        records them per video) and the rest go on. Returns the number answered."""
+        from tqdm import tqdm
+
+        from ravst.media.video import MediaError
+
+        def one(job: tuple[dict[str, Any], dict[str, Any], str]) -> bool:
+            record, event, caption = job
+            try:
+                self.ask_event(record, event, caption)
+                return True
+            except (MediaError, ValueError, RuntimeError, OSError) as exc:
+                log.warning("video %s event %s: %s", record["video_id"], event.get("index"), exc)
+                key = AnswerCache.key(self.cfg.model, self.messages(record["video_id"], event, caption)[0])
+                self.errors[key] = f"{type(exc).__name__}: {exc}"
+                return False
+
+        workers = self.cfg.concurrency if self.cfg.video_backend == "openai" else 1
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return sum(tqdm(pool.map(one, jobs), total=len(jobs), desc="analyze", disable=not progress))
+
+    def close(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+
+
+def make_analyzer(cfg: AnalyzeConfig, cache_path: str | Path, *, videos_dir: str | Path = "",
+                  cache_only: bool = False, errors: dict[str, str] | None = None) -> Any:
+    """The backend named by ``cfg.backend``: a ``caption -> answer text`` callable (video-llm:
+    an object with ``ask_event(record, event, caption)``). With ``cache_only`` an LLM backend
+    answers from the cache and never sends a request (the stage prefetched everything)."""
     if cfg.backend == "rules":
         return rules_answer
+    cache = AnswerCache(cfg.cache_path or cache_path)
     if cfg.backend == "openai":
-        return OpenAIAnalyzer(cfg, AnswerCache(cfg.cache_path or cache_path))
-    return TransformersAnalyzer(cfg, AnswerCache(cfg.cache_path or cache_path))
+        return OpenAIAnalyzer(cfg, cache, cache_only=cache_only, errors=errors)
+    if cfg.backend == "video-llm":
+        return VideoLLMAnalyzer(cfg, cache, videos_dir, cache_only=cache_only, errors=errors)
+    try:
+        return TransformersAnalyzer(cfg, cache)
+    except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
+        raise StartupError(f"analyze: cannot load the transformers analyzer {cfg.model!r}: {type(exc).__name__}: "
+                           f"{exc}. Ways on: analyze.model / --model pointing at a local instruct model folder, or "
+                           "--analyzer rules (a label-only baseline)") from exc
 
 
-def analyze_record(record: dict[str, Any], analyzer: Callable[[str], str],
+def event_captions(record: dict[str, Any], event: dict[str, Any],
+                   captions: dict[tuple[str, int], str] | None = None) -> list[str]:
+    """Every text an event is analyzed from: the user's captions of its source segments, else its
+    annotated caption, else EACH of its labels (a merged event of "male singing" and "playing
+    piano" is analyzed from both).
+
+    >>> event_captions({"video_id": "v"}, {"label": "male singing", "labels": ["male singing", "playing piano"]})
+    ['male singing', 'playing piano']
+    """
+    user = [captions[(record["video_id"], i)] for i in event.get("source_indices", [])
+            if captions and (record["video_id"], i) in captions]
+    if user:
+        return list(dict.fromkeys(user))
+    if event.get("caption"):
+        return [str(event["caption"])]
+    return list(dict.fromkeys(event.get("labels") or [event["label"]]))
+
+
+def analyze_record(record: dict[str, Any], analyzer: Any,
                    captions: dict[tuple[str, int], str] | None = None) -> dict[str, Any]:
     """A filter record with ``caption_used``, ``analysis`` (raw answer), ``objects`` and
-    ``analysis_issues`` added to every event. Raises ValueError when no event has an object."""
+    ``analysis_issues`` added to every event; an event of several labels / captions is analyzed
+    from each (``analyses``: one ``{"caption", "answer"}`` per text) and its objects are the
+    union (an object sounding in any of them sounds). Raises ValueError when no event has an
+    object."""
     out = dict(record)
     events = []
+    ask_event = getattr(analyzer, "ask_event", None)
     for event in record["events"]:
         ev = dict(event)
-        user = [captions[(record["video_id"], i)] for i in ev.get("source_indices", [])
-                if captions and (record["video_id"], i) in captions]
-        caption = "; ".join(user) if user else (ev.get("caption") or ev["label"])
-        answer = analyzer(caption)
-        parsed = parse_analysis(answer)
-        ev.update(caption_used=caption, analysis=answer, analysis_issues=list(parsed.issues),
-                  objects=[{"name": o.name, "audible": o.audible} for o in parsed.objects])
+        texts = event_captions(record, event, captions)
+        objects: dict[str, dict[str, Any]] = {}
+        issues: list[str] = []
+        analyses = []
+        for caption in texts:
+            answer = ask_event(record, event, caption) if ask_event is not None else analyzer(caption)
+            parsed = parse_analysis(answer)
+            analyses.append({"caption": caption, "answer": answer})
+            issues += [f"{caption}: {i}" if len(texts) > 1 else i for i in parsed.issues]
+            for o in parsed.objects:
+                seen = objects.get(o.name.lower())
+                if seen is None:
+                    objects[o.name.lower()] = {"name": o.name, "audible": o.audible}
+                elif o.audible:
+                    seen["audible"] = True
+        ev.update(caption_used="; ".join(texts), analysis="\n\n".join(a["answer"] for a in analyses),
+                  analyses=analyses, analysis_issues=issues, objects=list(objects.values()))
         events.append(ev)
     if not any(ev["objects"] for ev in events):
         raise ValueError(f"video {record['video_id']}: the analyzer found no visible object in any event")

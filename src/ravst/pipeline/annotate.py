@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ravst.media.video import MediaError, iter_frames_at, probe
-from ravst.pipeline.config import AnnotateConfig
+from ravst.pipeline.config import AnnotateConfig, StartupError
 
 __all__ = [
     "Detection",
@@ -50,6 +50,8 @@ __all__ = [
     "annotate_record",
     "event_frame_times",
     "find_video",
+    "load_annotators",
+    "local_model_path",
     "make_detector",
     "mask_to_box",
 ]
@@ -187,11 +189,10 @@ class GroundingDinoDetector:
     def __init__(self, cfg: AnnotateConfig) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
-        if not cfg.model:
-            raise ValueError("annotate.model: the grounding-dino backend needs a model path or hub id")
+        path = local_model_path(cfg.detector_model, "the grounding-dino detector", "--model PATH")
         self.cfg = cfg
-        self.processor = AutoProcessor.from_pretrained(cfg.model)
-        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(cfg.model).to(cfg.device).eval()
+        self.processor = AutoProcessor.from_pretrained(path)
+        self.model = AutoModelForZeroShotObjectDetection.from_pretrained(path).to(cfg.device).eval()
 
     def __call__(self, image: np.ndarray, names: Sequence[str]) -> list[Detection]:
         import torch
@@ -218,11 +219,13 @@ class Owlv2Detector:
     def __init__(self, cfg: AnnotateConfig) -> None:
         from transformers import Owlv2ForObjectDetection, Owlv2Processor
 
-        if not cfg.model:
-            raise ValueError("annotate.model: the owlv2 backend needs a model path or hub id")
+        if not cfg.detector_model:
+            raise StartupError("annotate.model: the owlv2 backend needs a model (a local folder or a hub id in "
+                               "the local Hugging Face cache)")
+        path = local_model_path(cfg.detector_model, "the owlv2 detector", "--model PATH")
         self.cfg = cfg
-        self.processor = Owlv2Processor.from_pretrained(cfg.model)
-        self.model: Any = Owlv2ForObjectDetection.from_pretrained(cfg.model)
+        self.processor = Owlv2Processor.from_pretrained(path)
+        self.model: Any = Owlv2ForObjectDetection.from_pretrained(path)
         self.model = self.model.to(cfg.device).eval()  # type: ignore[arg-type]
 
     def __call__(self, image: np.ndarray, names: Sequence[str]) -> list[Detection]:
@@ -264,9 +267,10 @@ class Sam2Propagator:
     def __init__(self, cfg: AnnotateConfig) -> None:
         from transformers import Sam2VideoModel, Sam2VideoProcessor
 
+        path = local_model_path(cfg.sam2, "SAM2 (propagation of the detector's boxes)", "--sam2 PATH")
         self.cfg = cfg
-        self.processor: Any = Sam2VideoProcessor.from_pretrained(cfg.sam2_model)
-        self.model: Any = Sam2VideoModel.from_pretrained(cfg.sam2_model)
+        self.processor: Any = Sam2VideoProcessor.from_pretrained(path)
+        self.model: Any = Sam2VideoModel.from_pretrained(path)
         self.model = self.model.to(cfg.device).eval()  # type: ignore[arg-type]
 
     def fill(self, frames: Sequence[np.ndarray], boxes: list[list[list[float]]]) -> list[list[list[float]]]:
@@ -296,12 +300,64 @@ class Sam2Propagator:
         return out
 
 
+def local_model_path(name: str, what: str, option: str) -> str:
+    """A model folder on this machine for ``name`` (a local folder, or a hub id already in the
+    local Hugging Face cache); never downloads. Raises :class:`StartupError` saying what is
+    missing and the ways on."""
+    if not name:
+        raise StartupError(f"{what}: no model given; pass {option}")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise StartupError(f"{what}: {path} has no config.json (not a transformers checkpoint folder)")
+        return str(path)
+    if path.exists() or name.startswith(("/", "./", "../", "~")) or name.count("/") != 1:
+        raise StartupError(f"{what}: no model folder {name!r} on this machine")
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str):
+        return str(Path(cached).parent)
+    raise StartupError(
+        f"{what}: the weights of {name!r} are not available locally (not a folder, not in the Hugging Face "
+        f"cache; nothing is downloaded during a build; `huggingface-cli download {name}` fetches it)")
+
+
+_DETECTOR_WAYS_ON = ("Ways on: --model PATH (a local GroundingDINO / OWLv2 checkpoint folder), or --detector opencv "
+                     "for a people-only baseline (its boxes are then marked as a baseline)")
+
+
 def make_detector(cfg: AnnotateConfig) -> Detector:
     if cfg.backend == "opencv":
         return OpenCVDetector(cfg)
     if cfg.backend == "grounding-dino":
         return GroundingDinoDetector(cfg)
     return Owlv2Detector(cfg)
+
+
+def load_annotators(cfg: AnnotateConfig) -> tuple[Detector, Sam2Propagator | None]:
+    """Load the detector (and SAM2 when on) ONCE, at stage start. Any failure is a
+    :class:`StartupError` naming what is missing and the ways on (``--model PATH``, ``--sam2``,
+    ``--detector opencv``): the stage stops before its first video."""
+    try:
+        detector = make_detector(cfg)
+    except StartupError as exc:
+        raise StartupError(f"annotate: cannot start: {exc}. {_DETECTOR_WAYS_ON}"
+                           ) from exc
+    except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
+        raise StartupError(f"annotate: cannot load the {cfg.backend} detector {cfg.detector_model!r}: "
+                           f"{type(exc).__name__}: {exc}. {_DETECTOR_WAYS_ON}"
+                           ) from exc
+    if not cfg.sam2:
+        return detector, None
+    try:
+        return detector, Sam2Propagator(cfg)
+    except StartupError as exc:
+        raise StartupError(f"annotate: cannot start: {exc}. Ways on: --sam2 PATH (a local Sam2VideoModel "
+                           "folder), or --sam2 none (the detector alone, no propagation)") from exc
+    except (OSError, ValueError, RuntimeError, ImportError, KeyError) as exc:
+        raise StartupError(f"annotate: cannot load SAM2 {cfg.sam2!r}: {type(exc).__name__}: {exc}. Pass "
+                           "--sam2 PATH (a local Sam2VideoModel folder) or --sam2 none") from exc
 
 
 # ---------------------------------------------------------------- per video
@@ -315,7 +371,9 @@ def _to_original(box: Sequence[float], scale: float, width: int, height: int) ->
 def annotate_record(record: dict[str, Any], detector: Detector, video_path: str | Path,
                     cfg: AnnotateConfig, propagator: Sam2Propagator | None = None) -> dict[str, Any]:
     """An analyzed record with ``width``/``height`` and, per event, ``tracks`` (one per object:
-    ``name``, ``times_s``, ``xyxy`` rows) and ``frame_times_s`` (real times of the decoded
+    ``name``, ``times_s``, ``xyxy`` rows, and per row its detector ``scores`` (None for a
+    propagated or empty row) and ``sources``: ``detected`` / ``propagated`` (SAM2) / ``none``)
+    and ``frame_times_s`` (real times of the decoded
     frames). With a ``propagator`` (SAM2), frames of an event where an object was not detected
     are filled by tracking; the frames of the video's events are then kept in memory (at
     ``max_side``) for that. Raises :class:`MediaError` for an unreadable video."""
@@ -333,6 +391,7 @@ def annotate_record(record: dict[str, Any], detector: Detector, video_path: str 
             needs.setdefault(t, [])
             needs[t].extend(n for n in names if n not in needs[t])
     found: dict[tuple[float, str], list[list[float]]] = {}  # frame pixels
+    scores: dict[tuple[float, str], list[float]] = {}
     real: dict[float, float] = {}
     images: dict[float, np.ndarray] = {}
     scale = 1.0
@@ -346,14 +405,19 @@ def annotate_record(record: dict[str, Any], detector: Detector, video_path: str 
         names = needs[t]
         detections = sorted(detector(image, names), key=lambda d: -d.score)
         for index, name in enumerate(names):
-            mine = [d for d in detections if d.index == index][: cfg.max_boxes]
-            found[(t, name)] = [list(d.xyxy) for d in mine if d.xyxy[2] > d.xyxy[0] and d.xyxy[3] > d.xyxy[1]]
+            mine = [d for d in detections if d.index == index and d.xyxy[2] > d.xyxy[0] and d.xyxy[3] > d.xyxy[1]]
+            mine = mine[: cfg.max_boxes]
+            found[(t, name)] = [list(d.xyxy) for d in mine]
+            scores[(t, name)] = [float(d.score) for d in mine]
+    propagated: set[tuple[float, str]] = set()
     if propagator is not None:
         for names, times in plan:
             for name in names:
                 filled = propagator.fill([images[t] for t in times], [found[(t, name)] for t in times])
                 for t, boxes in zip(times, filled, strict=True):
-                    found[(t, name)] = boxes
+                    if boxes and not found[(t, name)]:
+                        propagated.add((t, name))
+                        found[(t, name)] = boxes
     out = dict(record)
     out["width"], out["height"] = info.width, info.height
     events = []
@@ -363,12 +427,26 @@ def annotate_record(record: dict[str, Any], detector: Detector, video_path: str 
         for name in names:
             rows_t: list[float] = []
             rows_b: list[list[float]] = []
+            rows_s: list[float | None] = []
+            rows_src: list[str] = []
             for t in times:
-                boxes = [_to_original(b, scale, info.width, info.height) for b in found.get((t, name), [])]
-                boxes = [b for b in boxes if b[2] > b[0] and b[3] > b[1]] or [[0.0, 0.0, 0.0, 0.0]]
-                rows_t.extend([t] * len(boxes))
-                rows_b.extend(boxes)
-            tracks.append({"name": name, "times_s": rows_t, "xyxy": rows_b})
+                source = "propagated" if (t, name) in propagated else "detected"
+                row_scores = scores.get((t, name), []) if source == "detected" else []
+                kept = 0
+                for k, box in enumerate(found.get((t, name), [])):
+                    b = _to_original(box, scale, info.width, info.height)
+                    if b[2] > b[0] and b[3] > b[1]:
+                        rows_t.append(t)
+                        rows_b.append(b)
+                        rows_s.append(round(row_scores[k], 4) if k < len(row_scores) else None)
+                        rows_src.append(source)
+                        kept += 1
+                if not kept:
+                    rows_t.append(t)
+                    rows_b.append([0.0, 0.0, 0.0, 0.0])
+                    rows_s.append(None)
+                    rows_src.append("none")
+            tracks.append({"name": name, "times_s": rows_t, "xyxy": rows_b, "scores": rows_s, "sources": rows_src})
         ev["tracks"] = tracks
         ev["frame_times_s"] = [real[t] for t in times]
         events.append(ev)

@@ -11,6 +11,8 @@ import dataclasses
 import logging
 from typing import Any
 
+from ravst.pipeline.config import ANALYZER_BACKENDS, DETECTOR_BACKENDS
+
 log = logging.getLogger(__name__)
 
 STAGE_NAMES = ("filter", "analyze", "annotate", "qa", "split", "stats", "all")
@@ -23,9 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--annotations", help="UnAV-100-style annotation JSON (config annotations)")
     parser.add_argument("--videos", help="folder of the videos (config videos_dir)")
     parser.add_argument("--engine", choices=("local", "ray"), help="run analyze/annotate in-process or as Ray Data jobs")
-    parser.add_argument("--analyzer", choices=("rules", "openai", "transformers"), help="analyze.backend")
-    parser.add_argument("--detector", choices=("opencv", "grounding-dino", "owlv2"), help="annotate.backend")
-    parser.add_argument("--model", help="model of the chosen --analyzer / --detector (path, hub id or API model name)")
+    parser.add_argument("--analyzer", choices=ANALYZER_BACKENDS,
+                        help="analyze.backend (rules: label-only baseline; video-llm: Box 1 + the event's frames)")
+    parser.add_argument("--detector", choices=DETECTOR_BACKENDS,
+                        help="annotate.backend (default grounding-dino, the paper's; opencv: people-only baseline)")
+    parser.add_argument("--model", help="model of the chosen --analyzer / --detector (path, hub id or API model name); "
+                                        "with `all` or `annotate` and no --analyzer: the detector's")
+    parser.add_argument("--sam2", help="annotate.sam2_model: a local SAM2 video model folder, 'auto' or 'none'")
     parser.add_argument("--subset", action="append", help="keep only this UnAV-100 subset (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -50,27 +56,32 @@ def _config(args: argparse.Namespace) -> Any:
         if args.model:
             changes["model"] = args.model
         top["analyze"] = dataclasses.replace(cfg.analyze, **changes)
-    if args.detector or (args.model and args.stage == "annotate"):
+    if args.detector or args.sam2 is not None or (args.model and args.stage in ("annotate", "all")
+                                                  and not args.analyzer):
         changes = {"backend": args.detector} if args.detector else {}
-        if args.model:
+        if args.model and (args.detector or not args.analyzer):
             changes["model"] = args.model
+        if args.sam2 is not None:
+            changes["sam2_model"] = args.sam2
         top["annotate"] = dataclasses.replace(cfg.annotate, **changes)
     return dataclasses.replace(cfg, **top)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ravst.pipeline.stages import STAGES, run_all
+    from ravst.pipeline.config import StartupError
+    from ravst.pipeline.stages import STAGES, build_provenance, run_all, stage_failed
 
     try:
         cfg = _config(args)
         progress = not args.no_progress
         results = run_all(cfg, progress=progress) if args.stage == "all" else {
             args.stage: STAGES[args.stage](cfg, progress=progress)}
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 2
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
-    from ravst.pipeline.stages import stage_failed
-
     code = 0
     for name, result in results.items():
         state = "up to date" if result.skipped else "done"
@@ -79,4 +90,8 @@ def run(args: argparse.Namespace) -> int:
             log.error("%s: all %d record(s) failed; see %s (a re-run retries them)",
                       name, result.num_failed, result.failures_path)
             code = 1
+    if args.stage != "filter":
+        for line in build_provenance(cfg.out_dir)["warnings"]:
+            log.warning("this build's ground truth is a baseline: %s (marked in the manifests, qa/summary.json, "
+                        "the QA sidecar and reports)", line)
     return code

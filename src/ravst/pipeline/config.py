@@ -21,16 +21,36 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ANALYZER_BACKENDS",
+    "DEFAULT_DETECTOR_MODELS",
+    "DEFAULT_SAM2_MODEL",
+    "DETECTOR_BACKENDS",
     "AnalyzeConfig",
     "AnnotateConfig",
     "FilterConfig",
     "PipelineConfig",
     "QAConfig",
     "SplitConfig",
+    "StartupError",
     "StatsConfig",
     "config_fingerprint",
     "load_config",
 ]
+
+
+ANALYZER_BACKENDS = ("rules", "openai", "transformers", "video-llm")
+DETECTOR_BACKENDS = ("grounding-dino", "owlv2", "opencv")
+BASELINE_ANALYZERS = ("rules",)
+BASELINE_DETECTORS = ("opencv",)
+# The paper uses Grounded-SAM2 without naming checkpoints; these are Grounded-SAM2's own demo choices.
+DEFAULT_DETECTOR_MODELS = {"grounding-dino": "IDEA-Research/grounding-dino-tiny"}
+DEFAULT_SAM2_MODEL = "facebook/sam2.1-hiera-large"
+
+
+class StartupError(RuntimeError):
+    """A stage cannot start (model weights missing, endpoint unreachable): nothing was run.
+
+    ``ravst build`` turns it into exit code 2 with this message."""
 
 
 def _h(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -107,8 +127,10 @@ class FilterConfig:
 class AnalyzeConfig:
     """Caption analysis (paper Box 1)."""
 
-    backend: str = _h("rules (offline, deterministic) | openai | transformers", "rules")
-    model: str = _h("model name (openai) or local path / hub id (transformers)", "gpt-4o-mini")
+    backend: str = _h("rules (offline, label-only baseline) | openai | transformers | video-llm (a Video-LLM "
+                      "reads the caption AND the event's frames)", "rules")
+    model: str = _h("model name (openai, video-llm with video_backend openai) or local path / hub id "
+                    "(transformers, video-llm with transformers / vllm)", "gpt-4o-mini")
     base_url: str = _h("OpenAI-compatible endpoint (OpenAI, vLLM, Ollama)", "https://api.openai.com/v1")
     api_key_env: str = _h("environment variable holding the API key", "OPENAI_API_KEY")
     concurrency: int = _h("requests in flight at once (openai)", 4)
@@ -119,21 +141,41 @@ class AnalyzeConfig:
     max_new_tokens: int = _h("longest answer (transformers / openai max_tokens)", 256)
     cache_path: str = _h("SQLite cache of answers keyed by model + prompt ('' = <out>/analyze/cache.sqlite)", "")
     captions_csv: str = _h("optional CSV video_id,event_index,caption (else the event label is the caption)", "")
+    video_backend: str = _h("video-llm: the `ravst infer` backend that runs the Video-LLM: openai | transformers "
+                            "| vllm", "openai")
+    max_frames: int = _h("video-llm: at most this many frames of the event (1 s steps, spread evenly above it)", 8)
+    video_max_pixels: int = _h("video-llm: largest H*W of a frame fed (qwen-vl-utils VIDEO_MAX_PIXELS)", 768 * 28 * 28)
+    video_min_pixels: int = _h("video-llm: smallest H*W of a frame fed", 4 * 28 * 28)
+    device: str = _h("transformers / video-llm transformers: cuda, cpu or auto", "auto")
+    probe_timeout_s: float = _h("openai / video-llm openai: the endpoint is probed once at stage start with "
+                                "this timeout; unreachable or refusing the key stops the stage at once", 10.0)
 
     def __post_init__(self) -> None:
-        if self.backend not in ("rules", "openai", "transformers"):
-            raise ValueError(f"AnalyzeConfig.backend must be rules|openai|transformers, got {self.backend!r}")
-        if self.concurrency < 1 or self.max_retries < 0 or self.max_new_tokens < 1:
-            raise ValueError("AnalyzeConfig: concurrency >= 1, max_retries >= 0, max_new_tokens >= 1")
-        _positive("AnalyzeConfig", timeout_s=self.timeout_s, backoff_s=self.backoff_s)
+        if self.backend not in ANALYZER_BACKENDS:
+            raise ValueError(f"AnalyzeConfig.backend must be {'|'.join(ANALYZER_BACKENDS)}, got {self.backend!r}")
+        if self.video_backend not in ("openai", "transformers", "vllm"):
+            raise ValueError(f"AnalyzeConfig.video_backend must be openai|transformers|vllm, got {self.video_backend!r}")
+        if self.concurrency < 1 or self.max_retries < 0 or self.max_new_tokens < 1 or self.max_frames < 1:
+            raise ValueError("AnalyzeConfig: concurrency >= 1, max_retries >= 0, max_new_tokens >= 1, max_frames >= 1")
+        if not 0 < self.video_min_pixels <= self.video_max_pixels:
+            raise ValueError("AnalyzeConfig: 0 < video_min_pixels <= video_max_pixels")
+        _positive("AnalyzeConfig", timeout_s=self.timeout_s, backoff_s=self.backoff_s,
+                  probe_timeout_s=self.probe_timeout_s)
+
+    @property
+    def baseline(self) -> bool:
+        """True for the label-only ``rules`` analyzer (subjects from the label text, not the video)."""
+        return self.backend in BASELINE_ANALYZERS
 
 
 @dataclass(frozen=True)
 class AnnotateConfig:
     """Box annotation (paper appendix "Bounding Box Annotation")."""
 
-    backend: str = _h("opencv (CPU, no download) | grounding-dino | owlv2", "opencv")
-    model: str = _h("local path or hub id of the detector (grounding-dino / owlv2)", "")
+    backend: str = _h("grounding-dino (paper, Grounded-SAM2) | owlv2 | opencv (CPU people/cat-only BASELINE, no "
+                      "weights)", "grounding-dino")
+    model: str = _h("local path or hub id (in the local Hugging Face cache) of the detector; empty: the default "
+                    "checkpoint of the backend (grounding-dino: " + "IDEA-Research/grounding-dino-tiny" + ")", "")
     box_threshold: float = _h("minimum box confidence (paper BOX_THRESHOLD)", 0.4)
     text_threshold: float = _h("minimum text-to-label similarity (paper TEXT_THRESHOLD)", 0.3)
     step_s: float = _h("frames every this many seconds from each event's start", 1.0)
@@ -142,18 +184,41 @@ class AnnotateConfig:
     max_boxes: int = _h("at most this many boxes per object per frame", 3)
     device: str = _h("torch device of the detector", "cpu")
     require_audio: bool = _h("a video without an audio stream is a failure (the tasks are audio-visual)", True)
-    sam2_model: str = _h("optional SAM2 video model (local path / hub id): fills frames where the detector "
-                         "found nothing by tracking from the first detected frame", "")
+    sam2_model: str = _h("SAM2 video model (local path / hub id in the local cache) that fills frames where the "
+                         "detector found nothing by tracking from the first detected frame; 'auto' = "
+                         + DEFAULT_SAM2_MODEL + " with grounding-dino / owlv2, off with the opencv baseline; "
+                         "'' or 'none' = off", "auto")
     video_exts: tuple[str, ...] = _h("extensions tried, in order", (".mp4", ".mkv", ".webm", ".avi", ".mov"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "video_exts", tuple(self.video_exts))
-        if self.backend not in ("opencv", "grounding-dino", "owlv2"):
-            raise ValueError(f"AnnotateConfig.backend must be opencv|grounding-dino|owlv2, got {self.backend!r}")
+        if self.backend not in DETECTOR_BACKENDS:
+            raise ValueError(f"AnnotateConfig.backend must be {'|'.join(DETECTOR_BACKENDS)}, got {self.backend!r}")
         _unit("AnnotateConfig", box_threshold=self.box_threshold, text_threshold=self.text_threshold)
         _positive("AnnotateConfig", step_s=self.step_s)
         if self.max_side < 0 or self.max_boxes < 1:
             raise ValueError("AnnotateConfig: max_side >= 0 and max_boxes >= 1")
+
+    @property
+    def baseline(self) -> bool:
+        """True for a detector that is not an open-vocabulary one (``opencv``: people and cats only)."""
+        return self.backend in BASELINE_DETECTORS
+
+    @property
+    def detector_model(self) -> str:
+        """The detector checkpoint actually used ('' for opencv)."""
+        if self.backend in BASELINE_DETECTORS:
+            return ""
+        return self.model or DEFAULT_DETECTOR_MODELS.get(self.backend, "")
+
+    @property
+    def sam2(self) -> str:
+        """The SAM2 checkpoint actually used ('' = no propagation)."""
+        if self.sam2_model.strip().lower() in ("", "none", "off"):
+            return ""
+        if self.sam2_model == "auto":
+            return "" if self.baseline else DEFAULT_SAM2_MODEL
+        return self.sam2_model
 
 
 @dataclass(frozen=True)
@@ -174,6 +239,12 @@ class QAConfig:
     unique_questions: bool = _h(
         "skip a QA whose question an earlier event of the same video already asked (two events "
         "with the same sounding object would otherwise ask one question with two answers)", True)
+    flag_jump_frac: float = _h(
+        "flag 'box_jump': an object's box centre moves more than this fraction of the frame diagonal between "
+        "two consecutive frame times (1 s steps)", 0.5)
+    flag_area_frac: float = _h("flag 'box_covers_frame': a box covers more than this fraction of the frame", 0.9)
+    flag_min_found_frac: float = _h(
+        "flag 'rarely_found': a sounding object has a box in fewer than this fraction of its event's frames", 0.3)
 
     def __post_init__(self) -> None:
         kinds = ("spatiotemporal", "spatial-sounding", "spatial-silent")
@@ -187,6 +258,8 @@ class QAConfig:
         if bad:
             raise ValueError(f"QAConfig.require_boxes: unknown kind(s) {bad}; known: {list(kinds)} (or true/false)")
         object.__setattr__(self, "require_boxes", value)
+        _unit("QAConfig", flag_jump_frac=self.flag_jump_frac, flag_area_frac=self.flag_area_frac,
+              flag_min_found_frac=self.flag_min_found_frac)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,16 @@ Per event of an analyzed (and, for spatial tasks, annotated) video record:
 
 The templates are the official test file's questions word for word. Spatial and
 spatio-temporal QAs need boxes (the ``tracks`` the annotate stage adds to each event); events
-without them get temporal QAs only. By default (``require_boxes``) a spatio-temporal or
-sounding-spatial QA whose every box is ``[0, 0, 0, 0]`` is not emitted (it cannot be scored);
-silent-spatial QAs are kept (an all-empty silent answer is allowed by default). With
-``unique_questions`` (default) a question already asked for an earlier event of the video
-(same sounding object in two events) is not asked again with another answer.
+without them get temporal QAs only. With ``unique_questions`` (default) a question already
+asked for an earlier event of the video (same sounding object in two events) is not asked again
+with another answer.
+
+Ground truth the builder can vouch for (annotated events): an object with no box in any frame
+of its event ("never detected") is left out of the event's QAs; a QA left without any object is
+not written (``never_detected``), never written as silent or with ``[0, 0, 0, 0]`` rows.
+Per-event checks flag suspicious ground truth for review (:data:`FLAG_REASONS`).
+:func:`generate_checked` returns the QAs, one :class:`QAMeta` per QA (flags, box provenance) and
+the counts of the QAs not written, by reason (:data:`DROP_REASONS`).
 
 >>> rec = {"video_id": "v", "duration_s": 12.0, "events": [{"index": 0, "label": "dog barking",
 ...        "start_s": 1.39314, "end_s": 4.31906, "objects": [{"name": "dog", "audible": True}]}]}
@@ -27,12 +32,18 @@ silent-spatial QAs are kept (an all-empty silent answer is allowed by default). 
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ravst.pipeline.config import QAConfig
 from ravst.types import Answer, QAItem, Span, Task, Track
 
-__all__ = ["TEMPLATES", "generate_qas"]
+__all__ = ["DROP_REASONS", "FLAG_REASONS", "TEMPLATES", "CheckedQAs", "QAMeta", "generate_checked", "generate_qas",
+           "read_sidecar", "sidecar_path"]
 
 TEMPLATES = {
     "temporal": "When is the moment {objects} makes sound and is visible?",
@@ -41,31 +52,118 @@ TEMPLATES = {
     "spatiotemporal": 'When is the moment {object} makes sound and is visible, and where is the "{object}"?',
 }
 
+DROP_REASONS = {
+    "never_detected": "every object of the QA has no box in any frame of its event",
+    "no_boxes": "every box of the answer is [0, 0, 0, 0] and the kind is in qa.require_boxes",
+    "duplicate_question": "an earlier event of the video already asked this question (qa.unique_questions)",
+}
+FLAG_REASONS = {
+    "box_jump": "an object's box centre moves more than qa.flag_jump_frac of the frame diagonal between two "
+                "consecutive frame times",
+    "box_covers_frame": "a box covers more than qa.flag_area_frac of the frame",
+    "rarely_found": "a sounding object has a box in fewer than qa.flag_min_found_frac of its event's frames",
+    "object_left_out": "an object of the event was never detected and is not named in this QA",
+}
+
+
+@dataclass(frozen=True)
+class QAMeta:
+    """What the builder knows about one written QA: review flags and where its boxes came from."""
+
+    qa_id: str
+    kind: str
+    objects: tuple[str, ...]
+    flags: tuple[dict[str, str], ...] = ()
+    boxes: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"qa_id": self.qa_id, "kind": self.kind, "objects": list(self.objects),
+                "flags": [dict(f) for f in self.flags], "boxes": dict(self.boxes)}
+
+
+@dataclass(frozen=True)
+class CheckedQAs:
+    """QAs of one video, their metadata (same order) and the counts of what was not written."""
+
+    items: tuple[QAItem, ...]
+    metas: tuple[QAMeta, ...]
+    dropped: dict[str, int]
+    objects_dropped: dict[str, int]
+
 
 def _qtime(value: float) -> str:
     return repr(round(float(value), 5))
 
 
-def _tracks(event: dict[str, Any]) -> dict[str, Track] | None:
-    if "tracks" not in event:
-        return None
-    return {t["name"]: Track(t["name"], t["times_s"], t["xyxy"]) for t in event["tracks"]}
+def _nonempty(box: Any) -> bool:
+    return float(box[2]) > float(box[0]) and float(box[3]) > float(box[1])
 
 
-def _boxed(tracks: dict[str, Track] | None, names: list[str], cfg: QAConfig, kind: str) -> list[Track] | None:
-    if tracks is None or any(n not in tracks for n in names):
-        return None
-    chosen = [tracks[n] for n in names]
-    if kind in cfg.require_boxes and not any(t.nonempty.any() for t in chosen):
-        return None
-    return chosen
+def _object_flags(track: dict[str, Any], sounding: bool, width: float, height: float,
+                  cfg: QAConfig) -> list[dict[str, str]]:
+    """The per-event checks of one object's track (frame pixels ``width`` x ``height``)."""
+    name = track["name"]
+    by_time: dict[float, list[list[float]]] = {}
+    for t, box in zip(track["times_s"], track["xyxy"], strict=True):
+        by_time.setdefault(float(t), [])
+        if _nonempty(box):
+            by_time[float(t)].append([float(v) for v in box])
+    times = sorted(by_time)
+    flags: list[dict[str, str]] = []
+    if width > 0 and height > 0:
+        diagonal = math.hypot(width, height)
+        for t0, t1 in itertools.pairwise(times):
+            a, b = by_time[t0], by_time[t1]
+            if not a or not b:
+                continue
+            moved = min(math.hypot((p[0] + p[2] - q[0] - q[2]) / 2, (p[1] + p[3] - q[1] - q[3]) / 2)
+                        for p in a for q in b)
+            if moved > cfg.flag_jump_frac * diagonal:
+                flags.append({"reason": "box_jump", "object": name,
+                              "detail": f"{t0:g} s -> {t1:g} s: centre moved {moved:.0f} px "
+                                        f"({moved / diagonal:.0%} of the frame diagonal)"})
+                break
+        for t in times:
+            big = [b for b in by_time[t] if (b[2] - b[0]) * (b[3] - b[1]) > cfg.flag_area_frac * width * height]
+            if big:
+                share = max((b[2] - b[0]) * (b[3] - b[1]) for b in big) / (width * height)
+                flags.append({"reason": "box_covers_frame", "object": name,
+                              "detail": f"at {t:g} s a box covers {share:.0%} of the frame"})
+                break
+    if sounding and times:
+        found = sum(1 for t in times if by_time[t])
+        if found / len(times) < cfg.flag_min_found_frac:
+            flags.append({"reason": "rarely_found", "object": name,
+                          "detail": f"a box in {found} of {len(times)} frames ({found / len(times):.0%})"})
+    return flags
 
 
-def generate_qas(record: dict[str, Any], cfg: QAConfig) -> list[QAItem]:
-    """All QAs of one video record (analyze or annotate stage output), in official order."""
+def _box_summary(tracks: list[dict[str, Any]]) -> dict[str, Any]:
+    sources: Counter[str] = Counter()
+    scores: list[float] = []
+    for track in tracks:
+        rows = len(track["xyxy"])
+        srcs = track.get("sources") or ["detected" if _nonempty(b) else "none" for b in track["xyxy"]]
+        sources.update(srcs)
+        scores += [float(s) for s in (track.get("scores") or [None] * rows) if s is not None]
+    out: dict[str, Any] = {"detected": sources["detected"], "propagated": sources["propagated"],
+                           "empty": sources["none"]}
+    if scores:
+        out["score_min"] = round(min(scores), 4)
+        out["score_mean"] = round(sum(scores) / len(scores), 4)
+    return out
+
+
+def generate_checked(record: dict[str, Any], cfg: QAConfig) -> CheckedQAs:
+    """All QAs of one video record (analyze or annotate stage output), in official order, with
+    their review flags and the counts of QAs not written (by reason) and objects left out."""
     video = record["video_id"]
     duration = float(record["duration_s"])
+    width, height = float(record.get("width") or 0), float(record.get("height") or 0)
     items: list[QAItem] = []
+    metas: list[QAMeta] = []
+    dropped: Counter[str] = Counter()
+    objects_dropped: Counter[str] = Counter()
     asked: set[str] = set()
     for event_index, event in enumerate(record["events"]):
         objects = event.get("objects", [])
@@ -73,35 +171,109 @@ def generate_qas(record: dict[str, Any], cfg: QAConfig) -> list[QAItem]:
         silent = [n for n in dict.fromkeys(o["name"] for o in objects if not o["audible"]) if n not in sounding]
         start, end = float(event["start_s"]), float(event["end_s"])
         span = Span(round(start, cfg.when_decimals), round(end, cfg.when_decimals))
-        tracks = _tracks(event)
-        todo: list[tuple[Task, str, Answer, dict[str, Any]]] = []
+        raw_tracks = {t["name"]: t for t in event["tracks"]} if "tracks" in event else None
+        undetected: set[str] = set()
+        flags_of: dict[str, list[dict[str, str]]] = {}
+        if raw_tracks is not None:
+            for name in sounding + silent:
+                track = raw_tracks.get(name)
+                if track is None or not any(_nonempty(b) for b in track["xyxy"]):
+                    undetected.add(name)
+                    objects_dropped["never_detected"] += 1
+                else:
+                    flags_of[name] = _object_flags(track, name in sounding, width, height, cfg)
+
+        def keep(names: list[str], undetected: set[str] = undetected) -> tuple[list[str], list[dict[str, str]]]:
+            kept = [n for n in names if n not in undetected]
+            left = [{"reason": "object_left_out", "object": n,
+                     "detail": f"{n!r} is an object of this event but was never detected; not named"}
+                    for n in names if n in undetected]
+            return kept, left
+
+        todo: list[tuple[Task, str, Answer, dict[str, Any], list[str], list[dict[str, str]], list[dict[str, Any]]]] = []
         if cfg.temporal and sounding:
-            names = " and ".join(sounding)
-            todo.append((Task.TEMPORAL, TEMPLATES["temporal"].format(objects=names),
-                         Answer(tuple(sounding), (span,)), {"query_object": names}))
+            names, left = keep(sounding)
+            if names:
+                joined = " and ".join(names)
+                todo.append((Task.TEMPORAL, TEMPLATES["temporal"].format(objects=joined),
+                             Answer(tuple(names), (span,)), {"query_object": joined}, names, left, []))
+            else:
+                dropped["never_detected"] += 1
         query = Span(start, end)
         for flag, kind, names_list, is_sounding in ((cfg.spatial_sounding, "spatial-sounding", sounding, True),
                                                     (cfg.spatial_silent, "spatial-silent", silent, False)):
-            chosen = _boxed(tracks, names_list, cfg, kind) if flag and names_list else None
-            if chosen:
-                question = TEMPLATES[kind].format(start=_qtime(start), end=_qtime(end))
-                todo.append((Task.SPATIAL, question, Answer(tuple(names_list), (), tuple(chosen)),
-                             {"sounding": is_sounding, "query_span": query}))
-        if cfg.spatiotemporal:
+            if not (flag and names_list and raw_tracks is not None):
+                continue
+            names, left = keep(names_list)
+            if not names:
+                dropped["never_detected"] += 1
+                continue
+            chosen = [raw_tracks[n] for n in names]
+            if kind in cfg.require_boxes and not any(_nonempty(b) for t in chosen for b in t["xyxy"]):
+                dropped["no_boxes"] += 1
+                continue
+            question = TEMPLATES[kind].format(start=_qtime(start), end=_qtime(end))
+            answer = Answer(tuple(names), (), tuple(Track(t["name"], t["times_s"], t["xyxy"]) for t in chosen))
+            todo.append((Task.SPATIAL, question, answer, {"sounding": is_sounding, "query_span": query},
+                         names, left, chosen))
+        if cfg.spatiotemporal and raw_tracks is not None:
             for name in sounding:
-                chosen = _boxed(tracks, [name], cfg, "spatiotemporal")
-                if chosen:
-                    todo.append((Task.SPATIOTEMPORAL, TEMPLATES["spatiotemporal"].format(object=name),
-                                 Answer((name,), (span,), tuple(chosen)), {"query_object": name}))
+                if name in undetected:
+                    dropped["never_detected"] += 1
+                    continue
+                track = raw_tracks[name]
+                if "spatiotemporal" in cfg.require_boxes and not any(_nonempty(b) for b in track["xyxy"]):
+                    dropped["no_boxes"] += 1
+                    continue
+                answer = Answer((name,), (span,), (Track(name, track["times_s"], track["xyxy"]),))
+                todo.append((Task.SPATIOTEMPORAL, TEMPLATES["spatiotemporal"].format(object=name), answer,
+                             {"query_object": name}, [name], [], [track]))
         per_task: dict[Task, int] = {}
-        for task, question, answer, extra in todo:
+        for task, question, answer, extra, names, left, chosen in todo:
             if cfg.unique_questions and question in asked:
+                dropped["duplicate_question"] += 1
                 continue
             asked.add(question)
             k = per_task.get(task, 0)
             per_task[task] = k + 1
-            items.append(QAItem(qa_id=QAItem.make_id(video, event_index, task, k), video=video,
-                                duration_s=duration, event_index=event_index, event_num=event_index + 1,
-                                task=task, k=k, question=question, answer=answer,
-                                category=event.get("label"), **extra))
-    return items
+            item = QAItem(qa_id=QAItem.make_id(video, event_index, task, k), video=video,
+                          duration_s=duration, event_index=event_index, event_num=event_index + 1,
+                          task=task, k=k, question=question, answer=answer,
+                          category=event.get("label"), **extra)
+            flags = [f for n in names for f in flags_of.get(n, [])] + left
+            metas.append(QAMeta(item.qa_id, item.kind, tuple(names), tuple(flags),
+                                _box_summary(chosen) if chosen else {}))
+            items.append(item)
+    return CheckedQAs(tuple(items), tuple(metas), dict(sorted(dropped.items())), dict(sorted(objects_dropped.items())))
+
+
+def generate_qas(record: dict[str, Any], cfg: QAConfig) -> list[QAItem]:
+    """All QAs of one video record (analyze or annotate stage output), in official order."""
+    return list(generate_checked(record, cfg).items)
+
+
+def sidecar_path(qa_path: str | Path) -> Path:
+    """The sidecar metadata of a QA file: ``r_avst_qa.json`` -> ``r_avst_qa.meta.json``.
+
+    >>> sidecar_path("build/qa/r_avst_qa.json").name
+    'r_avst_qa.meta.json'
+    """
+    p = Path(qa_path)
+    return p.with_name(p.name[: -len(p.suffix)] + ".meta.json" if p.suffix else p.name + ".meta.json")
+
+
+def read_sidecar(qa_path: str | Path) -> dict[str, Any] | None:
+    """The sidecar of a QA file, or None when it has none (a file not made by ``ravst build``).
+    Raises ValueError naming the file when it is not valid JSON."""
+    import json
+
+    path = sidecar_path(qa_path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object (ravst-qa-meta)")
+    return data

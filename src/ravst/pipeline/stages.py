@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ravst.pipeline.config import PipelineConfig, config_fingerprint
+from ravst.pipeline.config import PipelineConfig, StartupError, config_fingerprint
 from ravst.pipeline.runner import (
     StageResult,
     atomic_write_text,
@@ -44,7 +44,7 @@ from ravst.pipeline.runner import (
     write_manifest,
 )
 
-__all__ = ["STAGES", "run_all", "run_analyze", "run_annotate", "run_filter", "run_qa", "run_split", "run_stats", "stage_failed"]
+__all__ = ["STAGES", "build_provenance", "check_annotate_models", "qa_summary", "run_all", "run_analyze", "run_annotate", "run_filter", "run_qa", "run_split", "run_stats", "stage_failed"]
 
 log = logging.getLogger(__name__)
 
@@ -149,26 +149,110 @@ def filter_summary(decisions: list[dict[str, Any]], kept: list[dict[str, Any]]) 
     return out
 
 
+# ------------------------------------------------------------------ provenance
+def analyzer_provenance(cfg: Any) -> dict[str, Any]:
+    """What made the objects of a build (recorded in manifests, summary and QA sidecar)."""
+    out: dict[str, Any] = {"backend": cfg.backend, "baseline": cfg.baseline}
+    if cfg.backend != "rules":
+        out["model"] = cfg.model
+    if cfg.backend == "video-llm":
+        out["video_backend"] = cfg.video_backend
+    if cfg.baseline:
+        out["note"] = ("label-only rules analyzer: subjects read from the label / caption text, not from the video; "
+                       "they may be off-screen or wrong")
+    return out
+
+
+def detector_provenance(cfg: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": cfg.backend, "model": cfg.detector_model, "sam2_model": cfg.sam2,
+                           "box_threshold": cfg.box_threshold, "text_threshold": cfg.text_threshold,
+                           "baseline": cfg.baseline}
+    if cfg.baseline:
+        out["note"] = ("opencv baseline detector (HOG people + Haar upper-body / cat-face cascades): it finds people "
+                       "and cats only, and often on the wrong thing; not the paper's Grounded-SAM2")
+    return out
+
+
+def build_provenance(out_dir: str | Path) -> dict[str, Any]:
+    """The analyzer and detector of a build, read from its analyze / annotate manifests, and
+    whether any of them is a baseline (``baseline``, ``warnings``: one line per baseline part)."""
+    out = Path(out_dir)
+    info: dict[str, Any] = {"analyzer": None, "detector": None}
+    for stage, key in (("analyze", "analyzer"), ("annotate", "detector")):
+        path = out / stage / "manifest.json"
+        if path.is_file():
+            try:
+                info[key] = json.loads(path.read_text(encoding="utf-8")).get(key)
+            except ValueError:
+                info[key] = None
+    warnings = []
+    for key in ("analyzer", "detector"):
+        part = info[key]
+        if isinstance(part, dict) and part.get("baseline"):
+            warnings.append(f"BASELINE {key} {part.get('backend')}: {part.get('note', '')}".rstrip(": "))
+    info["baseline"] = bool(warnings)
+    info["warnings"] = warnings
+    return info
+
+
+def _will_run(stage_dir: Path, fingerprint: str) -> bool:
+    """The stage has something to do: it is not up to date, or it recorded failures to retry."""
+    return not stage_is_current(stage_dir, fingerprint) or bool(
+        (stage_dir / "failures.jsonl").is_file() and read_jsonl(stage_dir / "failures.jsonl"))
+
+
 # ------------------------------------------------------------------ analyze
 class _AnalyzeFn:
-    def __init__(self, cfg: Any, cache_path: str, captions: dict[str, str]) -> None:
+    def __init__(self, cfg: Any, cache_path: str, captions: dict[str, str], videos_dir: str = "",
+                 errors: dict[str, str] | None = None) -> None:
         self.cfg, self.cache_path, self.captions = cfg, cache_path, captions
+        self.videos_dir, self.errors = videos_dir, dict(errors or {})
         self._analyzer: Any = None
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
         from ravst.pipeline.analyze import analyze_record, make_analyzer
 
-        if self._analyzer is None:
-            self._analyzer = make_analyzer(self.cfg, self.cache_path)
+        if self._analyzer is None:  # LLM backends answer from the cache the stage filled at its start
+            self._analyzer = make_analyzer(self.cfg, self.cache_path, videos_dir=self.videos_dir,
+                                           cache_only=self.cfg.backend in ("openai", "video-llm"), errors=self.errors)
         captions = {tuple(json.loads(k)): v for k, v in self.captions.items()}
         return analyze_record(record, self._analyzer, captions)  # type: ignore[arg-type]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"cfg": self.cfg, "cache_path": self.cache_path, "captions": self.captions, "_analyzer": None}
+        return {"cfg": self.cfg, "cache_path": self.cache_path, "captions": self.captions,
+                "videos_dir": self.videos_dir, "errors": self.errors, "_analyzer": None}
+
+
+def _prefetch(cfg: PipelineConfig, records: list[dict[str, Any]], captions: dict[tuple[str, int], str],
+              cache_path: str, progress: bool) -> dict[str, str]:
+    """Start-up of an LLM analyzer: load the model / probe the endpoint ONCE (a failure is a
+    :class:`StartupError`: the stage stops at once), then answer every caption with
+    ``concurrency`` requests in flight (each request keeps its retries). Returns the reasons of
+    the requests that still failed, by cache key (those videos are recorded as failures)."""
+    from ravst.pipeline.analyze import AnswerCache, OpenAIAnalyzer, VideoLLMAnalyzer, event_captions
+
+    cache = AnswerCache(cache_path)
+    try:
+        if cfg.analyze.backend == "openai":
+            analyzer = OpenAIAnalyzer(cfg.analyze, cache)
+            analyzer.probe()
+            wanted = [c for r in records for e in r["events"] for c in event_captions(r, e, captions)]
+            analyzer.prefetch(wanted, progress=progress)
+            return analyzer.errors
+        if not cfg.videos_dir:
+            raise ValueError("analyze.backend video-llm reads the event's frames: set 'videos_dir' (or --videos)")
+        video_llm = VideoLLMAnalyzer(cfg.analyze, cache, cfg.videos_dir)
+        try:
+            jobs = [(r, e, c) for r in records for e in r["events"] for c in event_captions(r, e, captions)]
+            video_llm.prefetch(jobs, progress=progress)
+        finally:
+            video_llm.close()
+        return video_llm.errors
+    finally:
+        cache.close()
 
 
 def run_analyze(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
-    from ravst.pipeline.analyze import AnswerCache, OpenAIAnalyzer
     from ravst.pipeline.filter import read_captions_csv
 
     source = _need(Path(cfg.out_dir) / "filter" / "videos.jsonl", "the filter output")
@@ -182,45 +266,66 @@ def run_analyze(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     cache_path = cfg.analyze.cache_path or str(Path(cfg.out_dir) / "analyze" / "cache.sqlite")
     fingerprint = _fp(file_fingerprint(*inputs), config_fingerprint(cfg.analyze))
     stage_dir = Path(cfg.out_dir) / "analyze"
-    if cfg.analyze.backend == "openai" and (not stage_is_current(stage_dir, fingerprint)
-                                            or read_jsonl(stage_dir / "failures.jsonl")):
-        # fill the cache with bounded concurrency first; the stage then reads answers from it
+    errors: dict[str, str] = {}
+    if cfg.analyze.backend == "transformers" and _will_run(stage_dir, fingerprint):
+        from ravst.pipeline.analyze import make_analyzer
+
+        make_analyzer(cfg.analyze, cache_path)  # load once here: a bad model stops the stage at once
+    if cfg.analyze.backend in ("openai", "video-llm") and _will_run(stage_dir, fingerprint):
         parsed = {tuple(json.loads(k)): v for k, v in captions.items()}
-        wanted = []
-        for r in records:
-            for e in r["events"]:
-                user = [parsed[(r["video_id"], i)] for i in e.get("source_indices", []) if (r["video_id"], i) in parsed]
-                wanted.append("; ".join(user) if user else (e.get("caption") or e["label"]))
-        analyzer = OpenAIAnalyzer(cfg.analyze, AnswerCache(cache_path))
-        analyzer.prefetch(wanted, progress=progress)
-        analyzer.cache.close()
+        errors = _prefetch(cfg, records, parsed, cache_path, progress)  # type: ignore[arg-type]
     items = [(r["video_id"], r) for r in records]
-    return run_stage(cfg.out_dir, "analyze", items, _AnalyzeFn(cfg.analyze, cache_path, captions),
+    return run_stage(cfg.out_dir, "analyze", items,
+                     _AnalyzeFn(cfg.analyze, cache_path, captions, cfg.videos_dir, errors),
                      fingerprint=fingerprint, engine=cfg.engine, progress=progress,
-                     concurrency=cfg.ray_concurrency, inputs=inputs)
+                     concurrency=cfg.ray_concurrency, inputs=inputs,
+                     extra_manifest={"analyzer": analyzer_provenance(cfg.analyze)})
 
 
 # ------------------------------------------------------------------ annotate
 class _AnnotateFn:
-    def __init__(self, cfg: Any, videos_dir: str) -> None:
+    def __init__(self, cfg: Any, videos_dir: str, detector: Any = None, propagator: Any = None) -> None:
         self.cfg, self.videos_dir = cfg, videos_dir
-        self._detector: Any = None
-        self._propagator: Any = None
+        self._detector: Any = detector
+        self._propagator: Any = propagator
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
-        from ravst.pipeline.annotate import Sam2Propagator, annotate_record, find_video, make_detector
+        from ravst.pipeline.annotate import annotate_record, find_video, load_annotators
 
         path = find_video(self.videos_dir, record["video_id"], self.cfg.video_exts)
-        if self._detector is None:
-            self._detector = make_detector(self.cfg)
-            self._propagator = Sam2Propagator(self.cfg) if self.cfg.sam2_model else None
+        if self._detector is None:  # a Ray actor: loads its own copy once
+            self._detector, self._propagator = load_annotators(self.cfg)
         return annotate_record(record, self._detector, path, self.cfg, self._propagator)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"cfg": self.cfg, "videos_dir": self.videos_dir, "_detector": None, "_propagator": None}
 
 
+def check_annotate_models(cfg: PipelineConfig) -> None:
+    """Raise :class:`StartupError` now when the detector's (or SAM2's) weights are not on this
+    machine, before any stage runs (``ravst build all`` checks this first)."""
+    from ravst.pipeline.annotate import _DETECTOR_WAYS_ON, local_model_path
+
+    a = cfg.annotate
+    if a.baseline:
+        return
+    if not a.detector_model:
+        raise StartupError(f"annotate: the {a.backend} detector needs a model. {_DETECTOR_WAYS_ON}")
+    try:
+        local_model_path(a.detector_model, f"the {a.backend} detector", "--model PATH")
+    except StartupError as exc:
+        raise StartupError(f"annotate: cannot start: {exc}. {_DETECTOR_WAYS_ON}") from exc
+    if a.sam2:
+        try:
+            local_model_path(a.sam2, "SAM2 (propagation of the detector's boxes)", "--sam2 PATH")
+        except StartupError as exc:
+            raise StartupError(f"annotate: cannot start: {exc}. Ways on: --sam2 PATH (a local Sam2VideoModel "
+                               "folder), or --sam2 none (the detector alone, no propagation)") from exc
+
+
 def run_annotate(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
+    from ravst.pipeline.annotate import load_annotators
+
     source = _need(Path(cfg.out_dir) / "analyze" / "analyze.jsonl", "the analyze output")
     _need_fresh(source.parent)
     videos = _need(Path(cfg.videos_dir), "the videos folder (config 'videos_dir')") if cfg.videos_dir else None
@@ -230,10 +335,16 @@ def run_annotate(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     listing = sorted(p.name + f":{p.stat().st_size}" for p in videos.iterdir())
     listing_fp = hashlib.sha256("\n".join(listing).encode()).hexdigest()[:16]
     fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.annotate), listing_fp)
+    detector = propagator = None
+    if _will_run(Path(cfg.out_dir) / "annotate", fingerprint):
+        check_annotate_models(cfg)
+        detector, propagator = load_annotators(cfg.annotate)  # ONCE: a failure stops the stage here
+    fn = _AnnotateFn(cfg.annotate, str(videos), detector, propagator)
     items = [(r["video_id"], r) for r in records]
-    return run_stage(cfg.out_dir, "annotate", items, _AnnotateFn(cfg.annotate, str(videos)),
+    return run_stage(cfg.out_dir, "annotate", items, fn,
                      fingerprint=fingerprint, engine=cfg.engine, progress=progress,
-                     concurrency=cfg.ray_concurrency, inputs=[source])
+                     concurrency=cfg.ray_concurrency, inputs=[source],
+                     extra_manifest={"detector": detector_provenance(cfg.annotate)})
 
 
 # ------------------------------------------------------------------ qa
@@ -241,11 +352,51 @@ class _QAFn:
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
 
-    def __call__(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+    def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
         from ravst.formats.official import items_to_official_json
-        from ravst.pipeline.qa import generate_qas
+        from ravst.pipeline.qa import generate_checked
 
-        return items_to_official_json(generate_qas(record, self.cfg))
+        checked = generate_checked(record, self.cfg)
+        return {"video_id": record["video_id"], "official": items_to_official_json(checked.items),
+                "qas": [m.to_json() for m in checked.metas], "dropped": checked.dropped,
+                "objects_dropped": checked.objects_dropped}
+
+
+def qa_summary(rows: list[dict[str, Any]], provenance: dict[str, Any]) -> dict[str, Any]:
+    """``qa/summary.json``: QAs written (per kind), QAs not written and QAs flagged, by reason."""
+    from collections import Counter
+
+    kinds: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    objects_dropped: Counter[str] = Counter()
+    flagged: Counter[str] = Counter()
+    flagged_qas = 0
+    for row in rows:
+        dropped.update(row.get("dropped", {}))
+        objects_dropped.update(row.get("objects_dropped", {}))
+        for meta in row.get("qas", []):
+            kinds[meta["kind"]] += 1
+            reasons = {f["reason"] for f in meta.get("flags", [])}
+            flagged.update(reasons)
+            flagged_qas += bool(reasons)
+    return {"videos": len(rows), "qas": sum(kinds.values()), "qas_per_kind": dict(sorted(kinds.items())),
+            "dropped": dict(sorted(dropped.items())), "dropped_total": sum(dropped.values()),
+            "objects_dropped": dict(sorted(objects_dropped.items())),
+            "flagged": dict(sorted(flagged.items())), "flagged_qas": flagged_qas,
+            "baseline": provenance["baseline"], "warnings": provenance["warnings"],
+            "analyzer": provenance["analyzer"], "detector": provenance["detector"]}
+
+
+def write_sidecar(qa_path: Path, metas: list[dict[str, Any]], provenance: dict[str, Any]) -> Path:
+    """The QA file's sidecar ``<name>.meta.json`` (see :func:`ravst.pipeline.qa.sidecar_path`)."""
+    from ravst.pipeline.qa import sidecar_path
+
+    path = sidecar_path(qa_path)
+    body = {"format": "ravst-qa-meta", "version": 1, "qa_file": qa_path.name, "baseline": provenance["baseline"],
+            "warnings": provenance["warnings"], "analyzer": provenance["analyzer"],
+            "detector": provenance["detector"], "qas": metas}
+    atomic_write_text(path, json.dumps(body, indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def _latest_records(cfg: PipelineConfig) -> Path:
@@ -264,18 +415,28 @@ def run_qa(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     if source.parent.name == "analyze":
         log.info("qa: no annotate output; only temporal QAs can be generated (no boxes)")
     records = read_jsonl(source)
+    provenance = build_provenance(cfg.out_dir)
+    if source.parent.name == "analyze":
+        provenance["detector"] = None
     fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.qa))
 
     def finalize(result: StageResult) -> None:  # before the manifest: never a stale final file
         final = result.stage_dir / "r_avst_qa.json"
-        official = [video for per_video in read_jsonl(result.output_path) for video in per_video]
+        rows = read_jsonl(result.output_path)
+        official = [video for row in rows for video in row["official"]]
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
         write_official(official_json_to_items(official, source=result.output_path), tmp)
         os.replace(tmp, final)
+        write_sidecar(final, [m for row in rows for m in row["qas"]], provenance)
+        atomic_write_text(result.stage_dir / "summary.json",
+                          json.dumps(qa_summary(rows, provenance), indent=2) + "\n")
 
     result = run_stage(cfg.out_dir, "qa", [(r["video_id"], r) for r in records], _QAFn(cfg.qa),
-                       fingerprint=fingerprint, progress=progress, finalize=finalize, inputs=[source])
-    if not (result.stage_dir / "r_avst_qa.json").exists():  # e.g. deleted by hand
+                       fingerprint=fingerprint, progress=progress, finalize=finalize, inputs=[source],
+                       extra_manifest={"baseline": provenance["baseline"], "warnings": provenance["warnings"],
+                                       "analyzer": provenance["analyzer"], "detector": provenance["detector"]})
+    if not all((result.stage_dir / name).exists() for name in ("r_avst_qa.json", "r_avst_qa.meta.json",
+                                                                 "summary.json")):  # e.g. deleted by hand
         finalize(result)
     return result
 
@@ -294,17 +455,25 @@ def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     skipped = stage_is_current(stage_dir, fingerprint)
     if not skipped:
         (stage_dir / "manifest.json").unlink(missing_ok=True)
+        from ravst.pipeline.qa import read_sidecar
+
         items = read_official(source)
         splits = split_items(items, cfg.split)
+        meta = read_sidecar(source) or {}
+        by_id = {m["qa_id"]: m for m in meta.get("qas", [])}
+        provenance = {k: meta.get(k) for k in ("analyzer", "detector")}
+        provenance.update(baseline=bool(meta.get("baseline")), warnings=list(meta.get("warnings") or []))
         for name, part in splits.items():
             tmp = stage_dir / f".{name}.json.tmp-{os.getpid()}"
             write_official(part, tmp)
             os.replace(tmp, stage_dir / f"{name}.json")
+            write_sidecar(stage_dir / f"{name}.json", [by_id[i.qa_id] for i in part if i.qa_id in by_id], provenance)
         assignment = {i.video: name for name, part in splits.items() for i in part}
         write_jsonl_atomic(stage_dir / "split.jsonl", [{"video": v, "split": s} for v, s in assignment.items()])
         counts = split_counts(splits)
         atomic_write_text(counts_path, json.dumps(counts, indent=2) + "\n")
-        write_manifest(stage_dir, "split", fingerprint, inputs=[source], counts=counts)
+        write_manifest(stage_dir, "split", fingerprint, inputs=[source], counts=counts,
+                       baseline=provenance["baseline"], warnings=provenance["warnings"])
     counts = json.loads(counts_path.read_text(encoding="utf-8"))
     n = counts["total"]["qas"]
     return StageResult("split", stage_dir, stage_dir / "split.jsonl", stage_dir / "split.jsonl",
@@ -338,8 +507,10 @@ def run_stats(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         plots = plot_figure3(records, stage_dir, cfg.stats, cfg.filter)
         atomic_write_text(stage_dir / "stats.json", json.dumps(table, indent=2) + "\n")
         atomic_write_text(stage_dir / "stats.md", table1_markdown(table))
+        provenance = build_provenance(out)
         write_manifest(stage_dir, "stats", fingerprint, inputs=inputs, source=str(source),
-                       plots=[p.name for p in plots])
+                       plots=[p.name for p in plots], baseline=provenance["baseline"],
+                       warnings=provenance["warnings"])
     return StageResult("stats", stage_dir, stage_dir / "stats.json", stage_dir / "stats.json",
                        stage_dir / "manifest.json", 1, 0, skipped)
 
@@ -349,7 +520,10 @@ STAGES = {"filter": run_filter, "analyze": run_analyze, "annotate": run_annotate
 
 
 def run_all(cfg: PipelineConfig, *, progress: bool = True, skip_annotate: bool = False) -> dict[str, StageResult]:
-    """Every stage in order; annotate is skipped when ``videos_dir`` is empty or ``skip_annotate``."""
+    """Every stage in order; annotate is skipped when ``videos_dir`` is empty or ``skip_annotate``.
+    The detector's weights are checked before the first stage (:class:`StartupError`)."""
+    if cfg.videos_dir and not skip_annotate:
+        check_annotate_models(cfg)
     results = {}
     for name, fn in STAGES.items():
         if name == "annotate" and (skip_annotate or not cfg.videos_dir):

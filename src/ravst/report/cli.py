@@ -54,8 +54,13 @@ def write_report(evals: list[Path], out: Path, *, names: list[str] | None = None
     items = None
     if qa is not None:
         from ravst.formats.official import read_official
+        from ravst.pipeline.qa import read_sidecar
 
         items = read_official(qa)
+        meta = read_sidecar(qa) or {}
+        if meta.get("baseline"):  # a build made with a baseline detector / analyzer says so here too
+            notes = [f"WARNING: the ground truth in {qa.name} was built with a baseline: {w}"
+                     for w in meta.get("warnings", [])] + list(notes or ())
     html_text = build_report(runs, items, qa_path=qa, videos=videos, notes=notes or (),
                              options=ReportOptions(samples=samples, seed=seed, title=title))
     out.parent.mkdir(parents=True, exist_ok=True)
