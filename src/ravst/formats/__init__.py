@@ -42,6 +42,7 @@ def read_qa_items(
     """Ground-truth QAs from any supported file, recognised by its content:
 
     * a JSON list -> the official R-AVST layout (``read_official``);
+    * a folder written by ``ravst export hf`` -> its QAs (``read_official``);
     * a CSV whose header starts with ``annotation_line_index`` -> AVE ``ave_splits.csv``
       (``split`` keeps one split, e.g. ``"test"``);
     * ``&``-separated lines -> AVE ``Annotations.txt``;
@@ -53,6 +54,10 @@ def read_qa_items(
     from ravst.formats.official import read_official
 
     path = Path(path)
+    if path.is_dir():  # a dataset folder written by `ravst export hf`
+        if split is not None or masks_dir is not None:
+            raise ValueError(f"{path}: split / masks_dir do not apply to a dataset folder")
+        return read_official(path)
     with path.open(encoding="utf-8") as fh:
         head = fh.read(4096)
     first = head.lstrip()[:1]
