@@ -51,6 +51,7 @@ __all__ = [
     "qa_rows",
     "read_hf_official_json",
     "read_hf_rows",
+    "row_to_item",
     "rows_to_official_json",
 ]
 
@@ -193,6 +194,25 @@ def rows_to_official_json(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, A
             annotation.append(event)
         out.append({"video_name": video, "duration": duration, "annotation": annotation})
     return out
+
+
+def row_to_item(row: Mapping[str, Any]) -> QAItem:
+    """The ``QAItem`` of one row, read from its ``question`` / ``answer`` text like the official
+    reader does (same checks, same ids: the row's ``event_index`` / ``k`` are kept).
+    """
+    import dataclasses
+
+    from ravst.formats.official import _read_qa
+
+    ctx = f"row {row.get('qa_id')!r}"
+    try:
+        task = Task(str(row["task"]))
+        item = _read_qa({"Q": row["question"], "A": row["answer"]}, ctx, "raise", str(row["video"]),
+                        float(row["duration"]), int(row["event_index"]), int(row["event_num"]), task, int(row["k"]))
+    except (KeyError, TypeError) as err:
+        raise FormatError(f"{ctx}: missing or malformed field: {err}") from err
+    category = row.get("category")
+    return dataclasses.replace(item, category=category) if category else item
 
 
 def is_hf_dataset_dir(path: str | Path) -> bool:
