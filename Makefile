@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stamp-setup
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/lock.txt scripts/setup.sh
+$(STAMP): pyproject.toml requirements/lock.txt requirements/lmms-nodeps.txt scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
 	touch $(STAMP)
 

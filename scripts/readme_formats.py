@@ -48,6 +48,8 @@ PARTS = [
         "docs/formats.md",
         "Predictions (",
     ),
+    ("Hugging Face dataset folder (written by `ravst export hf`, read by every `--qa`)", "docs/formats.md",
+     "Hugging Face dataset folder"),
     ("Extra prediction fields written by `ravst infer`", "docs/inference.md", "Predictions file"),
     ("`metrics.json` (written by `ravst eval`)", "docs/metrics.md", "`metrics.json`"),
     ("`per_qa.jsonl` (written by `ravst eval`)", "docs/metrics.md", "`per_qa.jsonl`"),

@@ -18,6 +18,8 @@ PIP="$VENV/bin/pip"
 # transformers' Qwen2.5-VL video processor needs torchvision).
 "$PIP" install -q torch==2.14.1 torchvision==0.29.1
 "$PIP" install -q -r requirements/lock.txt
+# lmms-eval (tests of the R-AVST lmms-eval tasks) without its own pins: see requirements/lmms-nodeps.txt
+"$PIP" install -q --no-deps -r requirements/lmms-nodeps.txt
 "$PIP" install -q --no-deps -e .
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

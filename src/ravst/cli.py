@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -22,29 +23,56 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("ravst.demo", "run the whole toolkit on a small synthetic set"),
     "report": ("ravst.report.cli", "HTML report of one or more evaluations"),
     "compare": ("ravst.compare", "paired difference of two evaluations with bootstrap intervals and p-values"),
+    "export": ("ravst.export_cli", "export QAs as a Hugging Face dataset folder"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (the first word that is not an option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``ravst`` parser. Every sub-command is listed; only ``only`` (all when None) gets its
+    arguments, so that ``ravst --help`` and ``ravst CMD ...`` import one module at most.
+    """
     parser = argparse.ArgumentParser(prog="ravst", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name is not None and exc.name.startswith("ravst"):
                 continue  # that part of the toolkit is not in this checkout
             raise
-        command = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ravst")
+    except PackageNotFoundError:  # a source tree on PYTHONPATH, not installed
+        from ravst import __version__
+
+        return str(__version__)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(words) or "")
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

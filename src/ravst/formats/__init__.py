@@ -72,6 +72,7 @@ def read_qa_items(
     """Ground-truth QAs from any supported file, recognised by its content:
 
     * a JSON list -> the official R-AVST layout (``read_official``);
+    * a folder written by ``ravst export hf`` -> its QAs (``read_official``);
     * a CSV whose header starts with ``annotation_line_index`` -> AVE ``ave_splits.csv``
       (``split`` keeps one split, e.g. ``"test"``);
     * ``&``-separated lines -> AVE ``Annotations.txt``;
@@ -83,6 +84,10 @@ def read_qa_items(
     from ravst.formats.official import read_official
 
     path = Path(path)
+    if path.is_dir():  # a dataset folder written by `ravst export hf`
+        if split is not None or masks_dir is not None:
+            raise ValueError(f"{path}: split / masks_dir do not apply to a dataset folder")
+        return read_official(path)
     with path.open("rb") as fh:  # only to recognise the format: the reader reports bad bytes
         head = fh.read(4096).decode("utf-8", errors="replace")
     first = head.lstrip()[:1]

@@ -187,8 +187,18 @@ def _read_qa(qa: Any, ctx: str, on_unknown: OnUnknown, video: str, duration: flo
 
 
 def read_official(path: str | Path, *, on_unknown: OnUnknown = "raise") -> list[QAItem]:
-    """Read an official-layout QA file (e.g. ``xml_test_QA.json``) into ``QAItem``s."""
+    """Read an official-layout QA file (e.g. ``xml_test_QA.json``) into ``QAItem``s.
+
+    ``path`` may also be a dataset folder written by ``ravst export hf`` (all its splits).
+    """
     path = Path(path)
+    if path.is_dir():
+        from ravst.formats.hf import is_hf_dataset_dir, read_hf_official_json
+
+        if not is_hf_dataset_dir(path):
+            raise FormatError(f"{path}: a folder, but not a dataset folder written by `ravst export hf` "
+                              "(README.md and data/*.parquet); give the QA JSON file or such a folder")
+        return official_json_to_items(read_hf_official_json(path), source=path, on_unknown=on_unknown)
     data = read_json(path)
     return official_json_to_items(data, source=path, on_unknown=on_unknown)
 
