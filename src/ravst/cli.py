@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("ravst.report.cli", "HTML report of one or more evaluations"),
     "compare": ("ravst.compare", "paired difference of two evaluations with bootstrap intervals and p-values"),
     "export": ("ravst.export_cli", "export QAs as a Hugging Face dataset folder"),
+    "dev": ("ravst.dev_cli", "developer helpers (a tiny random model for examples and tests)"),
 }
 
 
