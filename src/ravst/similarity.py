@@ -470,7 +470,8 @@ class Word2VecSimilarity(EmbeddingSimilarity):
     official vocabularies, derived from the released vocabulary files); a path: a gensim
     ``KeyedVectors`` file (e.g. GoogleNews-300). A name none of whose tokens has a vector gets
     similarity 0 to every other name (1 only to a name with the same normalised form); such names,
-    and names with some tokens out of vocabulary, are counted in ``report()`` (WARNING).
+    and names with some words the table has no vector for (other than words GoogleNews itself
+    lacks, such as "a" and "of"), are counted in ``report()`` (WARNING).
     """
 
     name = "word2vec"
@@ -529,7 +530,10 @@ class Word2VecSimilarity(EmbeddingSimilarity):
                 self.oov_names.add(t)
                 continue
             out[i] = v
-            if wv.oov_tokens(t):
+            # a word known to be absent from GoogleNews ("a", "of") is skipped by the released code
+            # too; only words the table cannot vouch for make the vector differ from GoogleNews'
+            missing = getattr(wv, "unknown_tokens", wv.oov_tokens)(t)
+            if missing:
                 self.partial_oov_names.add(t)
         return out
 
