@@ -150,7 +150,7 @@ def test_rule_verdicts(a, b, verdict):
 class _FakeEmbeddings(HybridSimilarity):
     """Hybrid rules over fixed cosines (no model), to check the score mapping by hand."""
 
-    def __init__(self, cos: float) -> None:  # noqa: D107 - test helper
+    def __init__(self, cos: float) -> None:
         self.tau = 0.75
         self.verdicts = {"same": 0, "different": 0, "undecided": 0}
         self._c = cos

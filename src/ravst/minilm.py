@@ -230,7 +230,7 @@ class EmbeddingCache:
                 with self._connect(self.path) as con:
                     for s in range(0, len(want), 500):
                         chunk = want[s:s + 500]
-                        q = "SELECT text, vec FROM emb WHERE text IN (%s)" % ",".join("?" * len(chunk))
+                        q = f"SELECT text, vec FROM emb WHERE text IN ({','.join('?' * len(chunk))})"
                         for text, blob in con.execute(q, chunk):
                             v = np.frombuffer(blob, dtype=np.float32)
                             if v.shape == (self.dim,):

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ravst.minilm import minilm_model_path
+from ravst.minilm import minilm_model_path  # noqa: F401  (re-exported: it lived here before)
 
 __all__ = [
     "BACKENDS",
