@@ -192,10 +192,8 @@ class NameParts:
     colours: frozenset[str]
     genders: frozenset[str]
     ages: frozenset[str]
-
-    @property
-    def is_person(self) -> bool:
-        return _person_entry(self.head) is not None or _is_agent(self.head)
+    is_person: bool  # the head names a person or people
+    is_generic_person: bool  # the head is a generic person word (person, people, individual)
 
 
 def _person_entry(word: str) -> tuple[str | None, str | None] | None:
@@ -232,12 +230,16 @@ def name_parts(norm: str) -> NameParts:
     core = [w for w in core if w not in _IGNORED and not w.isdigit()] or core[-1:]
     words = frozenset(w for w in tokens if w not in _IGNORED and w not in _SPLIT_WORDS and not w.isdigit())
     entries = [e for e in (_person_entry(w) for w in tokens) if e is not None]
+    head = core[-1] if core else ""
+    head_entry = _person_entry(head)
     return NameParts(
-        head=core[-1] if core else "",
+        head=head,
         words=words,
         colours=words & _COLOURS,
         genders=frozenset(g for g, _ in entries if g),
         ages=frozenset(a for _, a in entries if a),
+        is_person=head_entry is not None or _is_agent(head),
+        is_generic_person=head_entry == _GENERIC,
     )
 
 
@@ -271,9 +273,15 @@ def rule_verdict(a: str, b: str) -> str:
         return DIFFERENT
     if pa.head == pb.head and (pa.words <= pb.words or pb.words <= pa.words):
         return SAME
-    if pa.is_person and pb.is_person and _GENERIC in (_person_entry(pa.head), _person_entry(pb.head)):
+    if pa.is_person and pb.is_person and (pa.is_generic_person or pb.is_generic_person):
         return SAME
     return UNDECIDED
+
+
+@functools.lru_cache(maxsize=262144)
+def _verdict_code(a: str, b: str) -> int:
+    """``rule_verdict`` as 0 (same), 1 (different), 2 (undecided; also for an empty name)."""
+    return 2 if not (a and b) else {SAME: 0, DIFFERENT: 1, UNDECIDED: 2}[rule_verdict(a, b)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +368,10 @@ class EmbeddingSimilarity(Similarity, abc.ABC):
     def _scores(self, a_raw: list[str], b_raw: list[str], a: list[str], b: list[str]) -> np.ndarray:
         ta = [self._text(r, n) for r, n in zip(a_raw, a, strict=True)]
         tb = [self._text(r, n) for r, n in zip(b_raw, b, strict=True)]
-        return self.embeddings(ta) @ self.embeddings(tb).T
+        ua, ub = list(dict.fromkeys(ta)), list(dict.fromkeys(tb))  # distinct texts, then index
+        cos = self.embeddings(ua) @ self.embeddings(ub).T
+        ia, ib = {t: i for i, t in enumerate(ua)}, {t: j for j, t in enumerate(ub)}
+        return cos[np.ix_([ia[t] for t in ta], [ib[t] for t in tb])]
 
     def warm(self, names: Iterable[str]) -> None:
         texts = sorted({self._text(n, normalize_name(n)) for n in names} - {""})
@@ -443,20 +454,19 @@ class HybridSimilarity(MiniLMSimilarity):
         self.verdicts = {SAME: 0, DIFFERENT: 0, UNDECIDED: 0}
 
     def _scores(self, a_raw: list[str], b_raw: list[str], a: list[str], b: list[str]) -> np.ndarray:
-        verdicts = [[rule_verdict(x, y) if x and y else UNDECIDED for y in b] for x in a]
-        if all(v == DIFFERENT for row in verdicts for v in row):
+        # verdicts on the distinct names only (a split's matrix repeats names many times)
+        ua, ub = list(dict.fromkeys(a)), list(dict.fromkeys(b))
+        codes = {SAME: 0, DIFFERENT: 1, UNDECIDED: 2}
+        uv = np.array([[_verdict_code(x, y) for y in ub] for x in ua], dtype=np.int8).reshape(len(ua), len(ub))
+        pos_a, pos_b = {x: i for i, x in enumerate(ua)}, {y: j for j, y in enumerate(ub)}
+        v = uv[np.ix_([pos_a[x] for x in a], [pos_b[y] for y in b])]
+        if (v == 1).all():
             cos = np.zeros((len(a), len(b)))  # no embedding needed
         else:
-            cos = super()._scores(a_raw, b_raw, a, b)
-        out = np.array(cos, dtype=np.float64)
-        for i, row in enumerate(verdicts):
-            for j, v in enumerate(row):
-                self.verdicts[v] += 1
-                if v == SAME:
-                    out[i, j] = 0.95 + 0.05 * cos[i, j]
-                elif v == DIFFERENT:
-                    out[i, j] = min(cos[i, j], 0.0)
-        return out
+            cos = np.asarray(super()._scores(a_raw, b_raw, a, b), dtype=np.float64)
+        for name, code in codes.items():
+            self.verdicts[name] += int((v == code).sum())
+        return np.where(v == 0, 0.95 + 0.05 * cos, np.where(v == 1, np.minimum(cos, 0.0), cos))
 
     def report(self) -> dict[str, Any]:
         return {**super().report(), "rule_pairs": dict(self.verdicts)}
