@@ -5,23 +5,36 @@ and, in the same run, a plain per-box Python-loop implementation of the same pro
 both must give the same numbers. It also times the ``vstar`` protocol and the end-to-end
 ``evaluate`` (render -> parse lenient + strict -> score) on the GT set, and records peak memory.
 
+``--whole-process`` instead times whole ``ravst eval`` processes (start-up, imports, model load,
+scoring, writing) and their peak RSS, for 20 QAs and for the full set, with ``--similarity exact``
+and with the default backend (cold: empty embedding cache; warm: the cache of the cold run), on
+a prediction set derived from the GT answers (``perturb(..., "renamed")``: a third of the object
+names get an adjective, so a cold cache must encode names it has never seen).
+
 Usage::
 
     python benchmarks/bench_eval.py [--qa ../shared/data/r_avst/xml_test_QA.json]
-        [--similarity exact|minilm] [--repeat 3] [--seed 0]
+        [--similarity exact|minilm|hybrid] [--repeat 3] [--seed 0]
+    python benchmarks/bench_eval.py --whole-process [--repeat 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import platform
 import random
 import resource
+import subprocess
+import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -30,6 +43,7 @@ from ravst.evaluate import evaluate
 from ravst.formats.official import read_official
 from ravst.metrics import vstar
 from ravst.metrics.ravst_protocol import QAScore, aggregate, score_batch, score_qa
+from ravst.parsing import render_answer
 from ravst.similarity import get_similarity
 from ravst.types import Answer, QAItem, Span, Task, Track
 
@@ -56,6 +70,8 @@ def perturb(items: list[QAItem], kind: str, seed: int) -> list[Answer | None]:
         by_task.setdefault(it.task, []).append(it)
     vocab = sorted({o for it in items for o in it.answer.objects})
     out: list[Answer | None] = []
+    tracks: Any
+    spans: Any
     for it in items:
         a = it.answer
         if kind == "gt":
@@ -81,6 +97,13 @@ def perturb(items: list[QAItem], kind: str, seed: int) -> list[Answer | None]:
             spans = tuple(x for s in a.spans for x in (Span(s.start_s, (s.start_s + s.end_s) / 2),
                                                       Span((s.start_s + s.end_s) / 2 + 1, s.end_s + 2)))
             out.append(Answer(tuple("the " + o + "s" for o in a.objects), spans, tuple(tracks)))
+        elif kind == "renamed":
+            # every third object gets an adjective (a name no cache has seen); times and boxes kept
+            def rename(n: str, k: int) -> str:
+                return f"{_ADJECTIVES[k % len(_ADJECTIVES)]} {n}" if k % 3 == 0 else n
+
+            out.append(Answer(tuple(rename(o, i) for i, o in enumerate(a.objects)), a.spans,
+                              tuple(Track(rename(t.name, i), t.times_s, t.xyxy) for i, t in enumerate(a.tracks))))
         elif kind == "wrong_answer":
             other = prng.choice(by_task[it.task]).answer
             out.append(other)
@@ -101,6 +124,7 @@ def perturb(items: list[QAItem], kind: str, seed: int) -> list[Answer | None]:
 
 
 SETS = ("gt", "jitter", "sparse_shift", "wrong_answer", "degraded")
+_ADJECTIVES = ("small", "large", "old", "shiny", "distant", "bright")
 
 # ---------------------------------------------------------------------------------------------
 # plain per-box Python loop implementation of the ravst protocol (the reference)
@@ -246,7 +270,7 @@ def max_diff(a: list[QAScore], b: list[QAScore]) -> float:
 CPU: dict[str, float] = {}
 
 
-def best_of(fn, repeat: int, label: str = "") -> tuple[float, object]:
+def best_of(fn, repeat: int, label: str = "") -> tuple[float, Any]:
     """Best wall time of ``repeat`` runs (CPU time of that process in CPU[label])."""
     best, out, cpu = math.inf, None, math.inf
     for _ in range(repeat):
@@ -258,13 +282,88 @@ def best_of(fn, repeat: int, label: str = "") -> tuple[float, object]:
     return best, out
 
 
+# ---------------------------------------------------------------------------------------------
+# whole-process ravst eval
+
+
+def _subset_gt(qa: Path, n_qas: int, out: Path) -> int:
+    """The first videos of the official file holding at least ``n_qas`` QAs; returns the QA count."""
+    data = json.loads(qa.read_text())
+    keep, n = [], 0
+    keys = ("AV Temporal Reasoning", "AV Spatial Reasoning", "AV ST Reasoning")
+    for video in data:
+        keep.append(video)
+        n += sum(len(e.get(k, [])) for e in video["annotation"] for k in keys)
+        if n >= n_qas:
+            break
+    out.write_text(json.dumps(keep))
+    return n
+
+
+def _write_preds(items: list[QAItem], answers: list[Answer | None], out: Path) -> None:
+    with out.open("w") as f:
+        for it, a in zip(items, answers, strict=True):
+            f.write(json.dumps({"qa_id": it.qa_id, "text": "" if a is None else render_answer(a)}) + "\n")
+
+
+def _run_eval(gt: Path, pred: Path, similarity: str, cache: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one ``python -m ravst.cli eval`` process."""
+    env = {**os.environ, "RAVST_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "ravst.cli", "eval", "--gt", str(gt), "--pred", str(pred),
+           "--similarity", similarity, "--quiet"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def whole_process(qa: Path, seed: int, repeat: int) -> int:
+    from ravst.similarity import DEFAULT_BACKEND
+
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"python {platform.python_version()}; load average {os.getloadavg()[0]:.1f}; "
+          f"best of {repeat} (cold: a fresh cache each try)")
+    print()
+    print(f"| QAs | --similarity exact s | MiB | {DEFAULT_BACKEND} cold cache s | MiB | {DEFAULT_BACKEND} warm cache s | MiB | "
+          "warm / exact |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        for n_qas in (20, None):
+            gt = qa if n_qas is None else t / "gt20.json"
+            n = None if n_qas is None else _subset_gt(qa, n_qas, gt)
+            items = read_official(gt)
+            n = len(items)
+            pred = t / f"pred{n}.jsonl"
+            _write_preds(items, perturb(items, "renamed", seed), pred)
+            res: dict[str, tuple[float, float]] = {}
+            for label, sim in (("exact", "exact"), ("cold", DEFAULT_BACKEND), ("warm", DEFAULT_BACKEND)):
+                best = (math.inf, 0.0)
+                for k in range(repeat):
+                    cache = t / (f"cache{n}_{k}" if label == "cold" else f"cache{n}_0")
+                    wall, rss = _run_eval(gt, pred, sim, cache)
+                    best = min(best, (wall, rss))
+                res[label] = best
+            print(f"| {n} | {res['exact'][0]:.2f} | {res['exact'][1]:.0f} | {res['cold'][0]:.2f} | {res['cold'][1]:.0f} | "
+                  f"{res['warm'][0]:.2f} | {res['warm'][1]:.0f} | {res['warm'][0] / res['exact'][0]:.2f}x |")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qa", type=Path, default=QA)
-    ap.add_argument("--similarity", default="exact", choices=["exact", "minilm"])
+    ap.add_argument("--similarity", default="exact", choices=["exact", "minilm", "hybrid"])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--whole-process", action="store_true", help="time whole ravst eval processes instead")
     args = ap.parse_args()
+    if args.whole_process:
+        return whole_process(args.qa, args.seed, args.repeat)
     items = read_official(args.qa)
     sim = get_similarity(args.similarity)
     t0 = time.perf_counter()

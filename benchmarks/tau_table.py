@@ -1,206 +1,216 @@
-"""Measure object-name similarity on real name pairs and choose a default tau per backend.
+"""Object-name similarity against judged name pairs: precision / recall / F1 / agreement of every
+backend and tau, overall, per stratum and on a held-out half; the default tau of each backend.
 
-Pairs come from real names only:
+The pairs are ``../shared/data/similarity/labelled_pairs.jsonl`` (names from the official R-AVST
+vocabularies, each pair judged same / different object by reading; see its README). ``unsure``
+pairs are left out of every figure. "Positive" = same object; a pair is predicted positive when
+``similarity(b, a) >= tau`` (``b`` the predicted side, ``a`` the GT side).
+Agreement = share of (non-unsure) pairs where the decision equals the judged label.
 
-* ``cooccur`` (different object): two names listed as DIFFERENT objects in the same official
-  R-AVST answer (the annotation itself says they are distinct objects);
-* ``modifier`` (same object): a GT name and a shorter GT name with the same head noun whose words
-  it contains (``"black race car"`` / ``"race car"``), i.e. the answer of a model that drops
-  adjectives;
-* ``hand`` (same object): synonym / paraphrase pairs of names that both occur in the R-AVST test
-  vocabulary or the UnAV-100 labels, labelled by hand below (each is checked to occur).
+The pairs are split in two halves by a hash of the pair (``dev`` and ``test``, about 50/50 in
+every stratum). Each backend's tau is chosen on ``dev`` (best F1; ties: the higher tau) and
+reported on ``test`` (best F1 among the taus whose dev precision is >= 0.9; best F1 when none
+reaches it), so the headline figures are not tuned on the pairs they are measured on.
 
-For each backend it prints the similarity distribution per class and, for a sweep of tau,
-precision / recall / F1 / balanced accuracy of "similarity >= tau means same object"; the
-default tau is the one with the best balanced accuracy (ties: the higher tau).
+Backends: ``exact``, ``minilm``, ``hybrid`` (head-noun rules + MiniLM), ``word2vec`` (ravst's
+backend on the shipped table), and ``word2vec-released``: the phrase vectors stored in the released
+vocabulary files (``../shared/data/r_avst/*_gt_object_vocab.pt``), i.e. exactly what the
+released reward computes with GoogleNews-300; ``--word2vec PATH`` adds a KeyedVectors file.
 
 Usage::
 
-    python benchmarks/tau_table.py [--qa ../shared/data/r_avst/xml_test_QA.json]
-        [--unav100 ../shared/data/unav100/unav100_annotations.json] [--word2vec PATH] [--out FILE.md]
+    python benchmarks/tau_table.py [--pairs FILE] [--word2vec PATH] [--out FILE.md]
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import hashlib
 import json
-import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ravst.similarity import get_similarity, normalize_name
+from ravst.similarity import DEFAULT_BACKEND, DEFAULT_TAU, get_similarity, normalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-
-# (name, name) pairs judged the same object; both names must occur in the real vocabularies.
-HAND_SAME = [
-    ("Spectators", "Audience"),
-    ("Crowd", "Spectators"),
-    ("A crowd of people", "Crowd"),
-    ("Fighter jet", "Jet fighter"),
-    ("Airplane", "Jet fighter"),
-    ("Children", "Young children"),
-    ("Child", "A young child"),
-    ("Baby", "A baby"),
-    ("Man", "A young man"),
-    ("Woman", "A young woman"),
-    ("Person", "A young person"),
-    ("People", "A group of people"),
-    ("Two men", "Men"),
-    ("Car", "Race car"),
-    ("Car", "Police car"),
-    ("Fire truck", "Emergency vehicle"),
-    ("Ambulance", "Emergency vehicle"),
-    ("Vehicles", "Cars"),
-    ("Firework", "Fireworks"),
-    ("electronic organ", "an electronic organ"),
-    ("Acoustic guitar", "guitar"),
-    ("bass guitar", "guitar"),
-    ("Choir", "singing choir"),
-    ("Orchestra", "Musicians"),
-    ("Sailboat", "sailing"),
-    ("Waves", "sea waves"),
-    ("Lion", "Lions"),
-    ("Dog", "White dog"),
-    ("Bull", "Black bull"),
-    ("Goats", "Spotted sheep"),
-    ("Runners", "People"),
-    ("Conductor", "A man"),
-    ("Players", "Volleyball players"),
-    ("Tap dancers", "tap dancing"),
-    ("Lawn mower", "lawn mowing"),
-    ("Helicopter", "helicopter"),
-    ("Motorcyclist", "Motorcycle"),
-    ("Cell phones", "phone"),
-]
-
-_PREPOSITIONS = {"in", "with", "of", "on", "at", "from", "wearing", "holding", "playing", "and", "s"}
+PAIRS = SHARED / "similarity" / "labelled_pairs.jsonl"
+VOCABS = (SHARED / "r_avst" / "Test_gt_object_vocab.pt", SHARED / "r_avst" / "Train_gt_object_vocab.pt")
+TAUS = tuple(round(float(t), 2) for t in np.arange(0.30, 0.9501, 0.05))
+PAPER = ("word2vec-released", 0.75)  # the released R-AVST reward: GoogleNews word2vec, threshold 0.75
 
 
-def head(norm: str) -> str:
-    words = norm.split()
-    for i, w in enumerate(words):
-        if w in _PREPOSITIONS:
-            words = words[:i]
-            break
-    return words[-1] if words else ""
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    same: bool | None  # None: unsure
+    stratum: str
+    half: str  # dev / test
 
 
-def real_names(qa_path: Path) -> tuple[set[str], list[list[str]]]:
-    data = json.loads(qa_path.read_text())
-    names: set[str] = set()
-    answers: list[list[str]] = []
-    for video in data:
-        for event in video["annotation"]:
-            for key in ("AV Temporal Reasoning", "AV Spatial Reasoning", "AV ST Reasoning"):
-                for qa in event.get(key, []):
-                    objs = re.findall(r"<object>(.*?)</object>", qa["A"], flags=re.S)
-                    names.update(o.strip() for o in objs)
-                    answers.append([o.strip() for o in objs])
-    return names, answers
+@dataclass(frozen=True)
+class Scores:
+    n: int
+    precision: float
+    recall: float
+    f1: float
+    agreement: float
 
 
-def build_pairs(qa_path: Path, unav_path: Path | None) -> list[tuple[str, str, bool, str]]:
-    names, answers = real_names(qa_path)
-    vocab = {n.lower() for n in names}
-    if unav_path is not None and unav_path.exists():
-        db = json.loads(unav_path.read_text())["database"]
-        vocab |= {a["label"].lower() for v in db.values() for a in v["annotations"]}
-    pairs: dict[tuple[str, str], tuple[bool, str]] = {}
-    for objs in answers:
-        for a, b in itertools.combinations(objs, 2):
-            na, nb = normalize_name(a), normalize_name(b)
-            if na and nb and na != nb:
-                pairs[tuple(sorted((na, nb)))] = (False, "cooccur")  # type: ignore[index]
-    norms = sorted({normalize_name(n) for n in names} - {""})
-    for a in norms:
-        ha = head(a)
-        for b in norms:
-            if a != b and ha and head(b) == ha and set(b.split()) < set(a.split()):
-                key = tuple(sorted((a, b)))
-                pairs.setdefault(key, (True, "modifier"))  # type: ignore[arg-type]
-    for a, b in HAND_SAME:
-        for n in (a, b):
-            if n.lower() not in vocab:
-                raise ValueError(f"hand pair name {n!r} is not in the real vocabularies")
-        na, nb = normalize_name(a), normalize_name(b)
-        if na != nb:
-            pairs[tuple(sorted((na, nb)))] = (True, "hand")  # type: ignore[index]
-    return [(a, b, same, src) for (a, b), (same, src) in sorted(pairs.items())]
+def read_pairs(path: Path) -> list[Pair]:
+    pairs = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            label = {"same": True, "different": False, "unsure": None}[r["label"]]
+            a, b, stratum = str(r["a"]), str(r["b"]), str(r["stratum"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{i}: not a labelled pair ({exc})") from exc
+        h = int(hashlib.sha1(f"{a}\t{b}".encode()).hexdigest(), 16)
+        pairs.append(Pair(a, b, label, stratum, "dev" if h % 2 == 0 else "test"))
+    return pairs
 
 
-def sweep(sims: np.ndarray, same: np.ndarray, taus: np.ndarray) -> list[dict[str, float]]:
-    rows = []
-    for tau in taus:
-        pred = sims >= tau - 1e-12
-        tp = int((pred & same).sum())
-        fp = int((pred & ~same).sum())
-        fn = int((~pred & same).sum())
-        tn = int((~pred & ~same).sum())
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        tnr = tn / (tn + fp) if tn + fp else 0.0
-        rows.append({"tau": float(tau), "precision": prec, "recall": rec, "f1": f1, "bal_acc": (rec + tnr) / 2})
-    return rows
+def scores(sims: np.ndarray, same: np.ndarray, tau: float) -> Scores:
+    """P / R / F1 / agreement of ``sims >= tau`` against ``same`` (bool arrays, unsure removed)."""
+    pred = sims >= tau - 1e-12
+    tp = int((pred & same).sum())
+    fp = int((pred & ~same).sum())
+    fn = int((~pred & same).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * p * r / (p + r) if p + r else 0.0
+    return Scores(int(same.size), p, r, f1, float((pred == same).mean()) if same.size else 0.0)
+
+
+def released_word2vec(vocabs: tuple[Path, ...]) -> Callable[[str, str], float]:
+    """Cosine of the released phrase vectors (what the released reward compares)."""
+    from ravst.word2vec import load_vocab
+
+    vec: dict[str, np.ndarray] = {}
+    for p in vocabs:
+        names, emb = load_vocab(p)
+        vec.update(zip(names, emb.astype(np.float64), strict=True))
+
+    def sim(a: str, b: str) -> float:
+        u, v = vec[a], vec[b]
+        nu, nv = float(np.linalg.norm(u)), float(np.linalg.norm(v))
+        return float(u @ v / (nu * nv)) if nu > 0 and nv > 0 else 0.0
+
+    return sim
+
+
+def measure(pairs: list[Pair], backends: dict[str, Callable[[str, str], float]]) -> dict[str, np.ndarray]:
+    out = {}
+    for name, fn in backends.items():
+        t0 = time.perf_counter()
+        out[name] = np.array([fn(p.b, p.a) for p in pairs])
+        print(f"# {name}: {len(pairs)} pairs in {time.perf_counter() - t0:.2f} s")
+    return out
+
+
+MIN_PRECISION = 0.9
+"""The precision a default must reach (issue 12): a wrong match credits a wrong object."""
+
+
+def choose_tau(sims: np.ndarray, same: np.ndarray, taus: tuple[float, ...]) -> float:
+    """Best F1 among the taus with precision >= MIN_PRECISION (all taus when none reaches it);
+    ties: the higher tau."""
+    ok = [t for t in taus if scores(sims, same, t).precision >= MIN_PRECISION] or list(taus)
+    return max(ok, key=lambda t: (round(scores(sims, same, t).f1, 9), t))
+
+
+def fmt(s: Scores) -> str:
+    return f"{s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.agreement:.3f}"
+
+
+def tables(pairs: list[Pair], sims: dict[str, np.ndarray]) -> tuple[list[str], dict[str, float]]:
+    keep = np.array([p.same is not None for p in pairs])
+    same = np.array([bool(p.same) for p in pairs])
+    dev = keep & np.array([p.half == "dev" for p in pairs])
+    test = keep & ~dev
+    strata = sorted({p.stratum for p in pairs})
+    n_unsure = int((~keep).sum())
+    lines = [
+        f"{len(pairs)} judged pairs ({int(keep.sum())} scored: {int((same & keep).sum())} same, "
+        f"{int((~same & keep).sum())} different; {n_unsure} unsure left out); halves: dev {int(dev.sum())}, "
+        f"test {int(test.sum())} (hash of the pair). tau chosen on dev (best F1 with precision >= 0.9 where reachable), figures at that tau.",
+        "",
+        "| backend | tau (dev) | test P | test R | test F1 | test agreement | all P | all R | all F1 | all agreement |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    chosen: dict[str, float] = {}
+    for name, v in sims.items():
+        tau = 1.0 if name == "exact" else choose_tau(v[dev], same[dev], TAUS)
+        chosen[name] = tau
+        lines.append(f"| {name} | {tau:.2f} | {fmt(scores(v[test], same[test], tau))} | "
+                     f"{fmt(scores(v[keep], same[keep], tau))} |")
+    rows = [(name, DEFAULT_TAU.get(name, PAPER[1]), "default") for name in sims if name in DEFAULT_TAU]
+    rows.insert(0, (PAPER[0], PAPER[1], "paper")) if PAPER[0] in sims else None
+    lines += [
+        "",
+        "At the shipped defaults (and the paper's word2vec@0.75), overall and per stratum "
+        "(P / R / F1 / agreement; n = scored pairs):",
+        "",
+        "| backend | tau | all | " + " | ".join(strata) + " |",
+        "|---|---:|---|" + "---|" * len(strata),
+    ]
+    for name, tau, _ in rows:
+        cells = []
+        for mask in [keep] + [keep & np.array([p.stratum == s for p in pairs]) for s in strata]:
+            s = scores(sims[name][mask], same[mask], tau)
+            cells.append(f"{s.precision:.2f} / {s.recall:.2f} / {s.f1:.2f} / {s.agreement:.2f} (n {s.n})")
+        lines.append(f"| {name}{' (default)' if name == DEFAULT_BACKEND else ''} | {tau:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "Every tau, all scored pairs (P / R / F1 / agreement):", "",
+              "| tau | " + " | ".join(n for n in sims if n != "exact") + " |",
+              "|---:|" + "---|" * (len(sims) - ("exact" in sims))]
+    for tau in TAUS:
+        cells = []
+        for name, v in sims.items():
+            if name == "exact":
+                continue
+            s = scores(v[keep], same[keep], tau)
+            cells.append(f"{s.precision:.3f} / {s.recall:.3f} / {s.f1:.3f} / {s.agreement:.3f}")
+        lines.append(f"| {tau:.2f} | " + " | ".join(cells) + " |")
+    return lines, chosen
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--qa", type=Path, default=SHARED / "r_avst" / "xml_test_QA.json")
-    ap.add_argument("--unav100", type=Path, default=SHARED / "unav100" / "unav100_annotations.json")
-    ap.add_argument("--word2vec", type=Path, default=None, help="gensim KeyedVectors to measure too")
+    ap.add_argument("--pairs", type=Path, default=PAIRS)
+    ap.add_argument("--word2vec", type=Path, default=None, help="also measure this gensim KeyedVectors file")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     args = ap.parse_args()
-    pairs = build_pairs(args.qa, args.unav100)
-    same = np.array([p[2] for p in pairs])
-    lines = [
-        f"pairs: {len(pairs)} ({int(same.sum())} same object: "
-        f"{sum(1 for p in pairs if p[3] == 'modifier')} modifier + {sum(1 for p in pairs if p[3] == 'hand')} hand; "
-        f"{int((~same).sum())} different object: co-occurring in one answer)",
-        "",
-    ]
-    backends = ["exact", "minilm"] + (["word2vec"] if args.word2vec else [])
-    taus = np.round(np.arange(0.30, 1.0001, 0.05), 2)
-    for name in backends:
-        sim = get_similarity(name, word2vec_path=args.word2vec)
-        t0 = time.perf_counter()
-        vals = np.array([float(sim.matrix([a], [b])[0, 0]) for a, b, _, _ in pairs])
-        dt = time.perf_counter() - t0
-        rows = sweep(vals, same, taus)
-        best = max(rows, key=lambda r: (round(r["bal_acc"], 6), r["tau"]))
-        lines += [
-            f"### {name} ({dt:.2f} s for {len(pairs)} pairs, cold cache)",
-            "",
-            f"similarity, same-object pairs: mean {vals[same].mean():.3f}, "
-            f"quartiles {np.percentile(vals[same], [25, 50, 75]).round(3).tolist()}; "
-            f"different-object pairs: mean {vals[~same].mean():.3f}, "
-            f"quartiles {np.percentile(vals[~same], [25, 50, 75]).round(3).tolist()}",
-            "",
-            "| tau | precision | recall | F1 | balanced acc |",
-            "|---:|---:|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {r['tau']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['bal_acc']:.3f} |"
-            for r in rows
-        ]
-        lines += ["", f"best balanced accuracy: tau = {best['tau']:.2f}", ""]
-        if name == "minilm":
-            order = np.argsort(-vals)
-            worst_neg = [i for i in order if not same[i]][:8]
-            worst_pos = [i for i in order[::-1] if same[i]][:8]
-            lines.append("highest different-object pairs: " + "; ".join(
-                f"{pairs[i][0]} / {pairs[i][1]} {vals[i]:.2f}" for i in worst_neg))
-            lines.append("")
-            lines.append("lowest same-object pairs: " + "; ".join(
-                f"{pairs[i][0]} / {pairs[i][1]} {vals[i]:.2f}" for i in worst_pos))
-            lines.append("")
+    if not args.pairs.exists():
+        print(f"{args.pairs} does not exist (it is in ../shared/data/similarity)")
+        return 1
+    pairs = read_pairs(args.pairs)
+    backends: dict[str, Callable[[str, str], float]] = {}
+    for name in ("exact", "minilm", "hybrid", "word2vec"):
+        sim = get_similarity(name)
+        sim.warm([n for p in pairs for n in (p.a, p.b)])
+        backends[name] = sim
+    if args.word2vec is not None:
+        kv = get_similarity("word2vec", word2vec_path=args.word2vec)
+        backends[f"word2vec ({args.word2vec.name})"] = kv
+    if all(p.exists() for p in VOCABS):
+        backends[PAPER[0]] = released_word2vec(VOCABS)
+    sims = measure(pairs, backends)
+    lines, chosen = tables(pairs, sims)
+    w2v = get_similarity("word2vec").report()
+    lines += ["", f"word2vec (shipped table): {w2v['names']} names embedded, {w2v['oov_names']} with no word "
+              f"vector, {w2v['partial_oov_names']} missing some words; normalised-equal pairs score 1 in every "
+              f"ravst backend (also {sum(normalize_name(p.a) == normalize_name(p.b) for p in pairs)} pairs here)."]
     text = "\n".join(lines)
     print(text)
+    print("\n# tau chosen on dev: " + ", ".join(f"{k} {v:.2f}" for k, v in chosen.items()))
     if args.out:
         args.out.write_text(text + "\n")
     return 0

@@ -458,9 +458,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", required=True,
                         help="predictions JSONL (one {qa_id, text, ...} per line), or 'gt' to score the GT itself")
     parser.add_argument("--protocol", default="ravst", choices=["ravst", "vstar"], help="metric protocol")
-    parser.add_argument("--similarity", default="minilm", choices=["minilm", "word2vec", "exact"],
-                        help="object-name similarity backend")
-    parser.add_argument("--word2vec", type=Path, default=None, help="gensim KeyedVectors file for --similarity word2vec")
+    from ravst.similarity import BACKENDS, DEFAULT_BACKEND
+
+    parser.add_argument("--similarity", default=DEFAULT_BACKEND, choices=list(BACKENDS),
+                        help=f"object-name similarity backend (default {DEFAULT_BACKEND})")
+    parser.add_argument("--word2vec", type=Path, default=None,
+                        help="gensim KeyedVectors file for --similarity word2vec (default: the shipped table)")
     parser.add_argument("--tau", type=float, default=None, help="similarity threshold (default: per backend)")
     parser.add_argument("--unav100", type=Path, default=None,
                         help="UnAV-100 annotation JSON: adds a breakdown by event category")
@@ -644,6 +647,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             log.error("%s", exc)
             return 1
+    result.metrics["similarity_report"] = similarity.report()
     if not args.quiet:
         sys.stdout.write(format_tables(result.metrics))
     if args.out is not None:
