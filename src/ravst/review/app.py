@@ -329,11 +329,30 @@ def _safe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return out
 
 
+_SECURITY_HEADER_BYTES = tuple((k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items())
+
+
+def _with_security_headers(send: Any, api: bool) -> Any:
+    """``send`` that adds ``SECURITY_HEADERS`` (and ``Cache-Control: no-store`` on ``/api``) to
+    the response start unless the app set them (a pure-ASGI wrapper: no extra task per request)."""
+
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", ())}
+            extra = [(k, v) for k, v in _SECURITY_HEADER_BYTES if k not in present]
+            if api and b"cache-control" not in present:
+                extra.append((b"cache-control", b"no-store"))
+            if extra:
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return wrapped
+
+
 async def _send_json(send: Any, status: int, detail: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-               (b"connection", b"close"), (b"cache-control", b"no-store"), *extra_headers]
-    headers += [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+               (b"connection", b"close"), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -343,8 +362,8 @@ class GuardMiddleware:
 
     On ``/api/*``: a missing, malformed or unknown token is a 401 answered from the headers
     alone; a ``Content-Length`` over ``MAX_API_BODY_BYTES`` is a 413 answered from the headers;
-    a body without ``Content-Length`` (chunked) is counted as it arrives and cut at the limit
-    (413). Elsewhere, any request body is refused (413). The reviewer is left in
+    a body without ``Content-Length`` (chunked) is read here up to the limit and refused (413)
+    as soon as it goes over. Elsewhere, any request body is refused (413). The reviewer is left in
     ``scope["ravst.reviewer"]`` for the endpoints. Nothing unread is ever buffered: the
     connection is closed after such an answer.
     """
@@ -359,6 +378,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        send = _with_security_headers(send, str(scope.get("path", "")).startswith("/api/"))
         headers: dict[bytes, bytes] = {}
         for key, value in scope.get("headers", ()):
             headers.setdefault(key.lower(), value)
@@ -390,30 +410,28 @@ class GuardMiddleware:
         if not chunked:
             await self.app(scope, receive, send)
             return
-        received = 0
-
-        async def bounded_receive() -> Any:
-            nonlocal received
+        # chunked: read at most ``limit`` bytes here, then hand the (small) body to the app
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise _BodyTooLarge()
-            return message
-
-        started = False
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, bounded_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > limit:
                 await _send_json(send, 413, f"request body over {limit} bytes refused")
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     def _authenticate(self, header: bytes | None) -> tuple[Any, str]:
         if not header:
@@ -429,10 +447,6 @@ class GuardMiddleware:
         if found is None:
             return None, "unknown token"
         return found, ""
-
-
-class _BodyTooLarge(Exception):
-    """A chunked body went over the limit while it was read."""
 
 
 def _load_judge_scores(path: str | Path | None) -> dict[str, float]:
@@ -505,15 +519,6 @@ def create_app(
     app = FastAPI(title="ravst review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.db = db
     app.state.data = data
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
 
     class ScoreIn(BaseModel):
         model_config = ConfigDict(extra="forbid")

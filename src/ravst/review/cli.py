@@ -110,6 +110,19 @@ def _check_min_score(value: float | None) -> None:
         raise ValueError(f"--min-score {value:g}: scores are 1-4, so it must be in [1, 4]")
 
 
+def _fast_parts() -> tuple[str, str]:
+    """uvicorn's C HTTP parser and event loop (``httptools``, ``uvloop``: the ``review`` extra)
+    when installed; otherwise the pure-Python ones, with a WARNING (about 2x slower under load)."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    if (http, loop) != ("httptools", "uvloop"):
+        log.warning("serving with http=%s loop=%s: install httptools and uvloop (pip install 'ravst[review]') "
+                    "for about twice the throughput", http, loop)
+    return http, loop
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -122,7 +135,8 @@ def _serve(args: argparse.Namespace) -> int:
                      allow_roots=args.allow_root, judge_scores=args.judge)
     log.info("review app on http://%s:%d (%s %s, db %s)", args.host, args.port,
              "build" if args.build else "data", args.build or args.data, args.db)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", lifespan="on")
+    http, loop = _fast_parts()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", lifespan="on", http=http, loop=loop)
     return 0
 
 

@@ -85,7 +85,14 @@ CREATE TABLE IF NOT EXISTS reviewers (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     token_sha256 TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    n_assigned INTEGER NOT NULL DEFAULT 0,
+    n_scored INTEGER NOT NULL DEFAULT 0,
+    n_half INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pool (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS assignments (
     item_id INTEGER NOT NULL REFERENCES items(id),
@@ -113,8 +120,27 @@ CREATE INDEX IF NOT EXISTS items_claim ON items(reviewable, n_assigned, queue_ra
 CREATE INDEX IF NOT EXISTS items_complete ON items(reviewable, n_scored);
 CREATE INDEX IF NOT EXISTS scores_by_reviewer ON scores(reviewer_id);
 """
-"""The claim query walks ``items_claim`` (no scan of all items), the open-item query
-``assignments_open``, and every ``progress`` count is an index range count."""
+"""The claim query walks ``items_claim`` (no scan of all items) and the open-item query
+``assignments_open``; ``progress`` reads counters kept up to date by the writes (``pool`` and
+the ``n_*`` columns of ``reviewers``, recounted from the rows by ``load_items``)."""
+
+_RECOUNT = (
+    "UPDATE items SET n_assigned = (SELECT COUNT(*) FROM assignments a WHERE a.item_id = items.id),"
+    " n_scored = (SELECT COUNT(*) FROM scores s WHERE s.item_id = items.id)",
+    "UPDATE assignments SET scored = EXISTS (SELECT 1 FROM scores s"
+    " WHERE s.item_id = assignments.item_id AND s.reviewer_id = assignments.reviewer_id)",
+    "UPDATE reviewers SET"
+    " n_assigned = (SELECT COUNT(*) FROM assignments a WHERE a.reviewer_id = reviewers.id),"
+    " n_scored = (SELECT COUNT(*) FROM scores s WHERE s.reviewer_id = reviewers.id),"
+    " n_half = (SELECT COUNT(*) FROM assignments a JOIN items i ON i.id = a.item_id"
+    "           WHERE a.reviewer_id = reviewers.id AND i.reviewable = 1 AND i.n_assigned < :per_item)",
+    "INSERT OR REPLACE INTO pool VALUES ('reviewable', (SELECT COUNT(*) FROM items WHERE reviewable = 1))",
+    "INSERT OR REPLACE INTO pool VALUES ('full',"
+    " (SELECT COUNT(*) FROM items WHERE reviewable = 1 AND n_assigned >= :per_item))",
+    "INSERT OR REPLACE INTO pool VALUES ('complete',"
+    " (SELECT COUNT(*) FROM items WHERE reviewable = 1 AND n_scored >= :per_item))",
+)
+"""Every counter recomputed from the rows (at each ``load_items``, i.e. each server start)."""
 
 # schema 1 -> 2: counters kept on the rows so that claiming and progress use indexes
 _MIGRATE_1_TO_2 = (
@@ -124,11 +150,10 @@ _MIGRATE_1_TO_2 = (
     "ALTER TABLE items ADD COLUMN flag_reasons TEXT NOT NULL DEFAULT ''",
     "ALTER TABLE items ADD COLUMN judge_score REAL",
     "ALTER TABLE assignments ADD COLUMN scored INTEGER NOT NULL DEFAULT 0",
-    "UPDATE items SET queue_rank = position,"
-    " n_assigned = (SELECT COUNT(*) FROM assignments a WHERE a.item_id = items.id),"
-    " n_scored = (SELECT COUNT(*) FROM scores s WHERE s.item_id = items.id)",
-    "UPDATE assignments SET scored = EXISTS (SELECT 1 FROM scores s"
-    " WHERE s.item_id = assignments.item_id AND s.reviewer_id = assignments.reviewer_id)",
+    "ALTER TABLE reviewers ADD COLUMN n_assigned INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reviewers ADD COLUMN n_scored INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reviewers ADD COLUMN n_half INTEGER NOT NULL DEFAULT 0",
+    "UPDATE items SET queue_rank = position",
 )
 
 
@@ -255,6 +280,7 @@ class ReviewDB:
             elif int(row[0]) == 1:
                 for statement in _MIGRATE_1_TO_2:
                     conn.execute(statement)
+                _recount(conn)
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
                 log.info("%s: review database upgraded from schema 1 to %d", self.path, SCHEMA_VERSION)
             elif int(row[0]) != SCHEMA_VERSION:
@@ -456,6 +482,7 @@ class ReviewDB:
                     "UPDATE items SET reviewable = ? WHERE qa_id = ?",
                     [(int(f), q) for (q, _, _, _), f in zip(items, flags, strict=True)],
                 )
+            _recount(conn)
 
     def set_priorities(
         self,
@@ -544,7 +571,7 @@ class ReviewDB:
         that already have a reviewer (so that pairs complete early), then queue order (flagged
         first, then lowest judge score, then file order: ``set_priorities``).
         """
-        return self.submit(lambda conn: _claim(conn, reviewer_id)).result()
+        return self.claim_future(reviewer_id).result()
 
     def assignments(self, reviewer_id: int) -> list[Assignment]:
         """This reviewer's items in the order they were handed out, with their own score."""
@@ -592,7 +619,14 @@ class ReviewDB:
         return self.submit(lambda conn: _score(conn, reviewer_id, item_id, score, note, revise))
 
     def claim_future(self, reviewer_id: int) -> Future[int | None]:
-        """``next_item`` through the write queue."""
+        """``next_item``: an open item of theirs is read at once (no write); a new claim goes
+        through the write queue (where the open-item check is repeated)."""
+        with self._read() as conn:
+            item_id = _open_item(conn, reviewer_id)
+        if item_id is not None:
+            done: Future[int | None] = Future()
+            done.set_result(item_id)
+            return done
         return self.submit(lambda conn: _claim(conn, reviewer_id))
 
     def progress(self, reviewer_id: int) -> dict[str, int]:
@@ -642,14 +676,23 @@ def _check_score(score: object, note: object) -> str:
     return note
 
 
-def _claim(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
+def _recount(conn: sqlite3.Connection) -> None:
+    for statement in _RECOUNT:
+        conn.execute(statement, {"per_item": REVIEWS_PER_ITEM} if ":per_item" in statement else {})
+
+
+def _open_item(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
     row = conn.execute(
-        """SELECT item_id FROM assignments WHERE reviewer_id = ? AND scored = 0
-           ORDER BY assigned_at LIMIT 1""",
+        "SELECT item_id FROM assignments WHERE reviewer_id = ? AND scored = 0 ORDER BY assigned_at LIMIT 1",
         (reviewer_id,),
     ).fetchone()
-    if row is not None:
-        return int(row[0])
+    return None if row is None else int(row[0])
+
+
+def _claim(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
+    item_id = _open_item(conn, reviewer_id)
+    if item_id is not None:
+        return item_id
     for n_assigned in range(REVIEWS_PER_ITEM - 1, -1, -1):
         row = conn.execute(
             """SELECT i.id FROM items i INDEXED BY items_claim
@@ -658,14 +701,25 @@ def _claim(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
                ORDER BY i.queue_rank LIMIT 1""",
             (n_assigned, reviewer_id),
         ).fetchone()
-        if row is not None:
-            item_id = int(row[0])
+        if row is None:
+            continue
+        item_id = int(row[0])
+        conn.execute(
+            "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
+            (item_id, reviewer_id, time.time()),
+        )
+        conn.execute("UPDATE items SET n_assigned = n_assigned + 1 WHERE id = ?", (item_id,))
+        conn.execute("UPDATE reviewers SET n_assigned = n_assigned + 1 WHERE id = ?", (reviewer_id,))
+        if n_assigned + 1 >= REVIEWS_PER_ITEM:  # the item is full now: no longer half-held by the others
+            conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'full'")
             conn.execute(
-                "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
-                (item_id, reviewer_id, time.time()),
+                """UPDATE reviewers SET n_half = n_half - 1 WHERE id IN
+                   (SELECT reviewer_id FROM assignments WHERE item_id = ? AND reviewer_id != ?)""",
+                (item_id, reviewer_id),
             )
-            conn.execute("UPDATE items SET n_assigned = n_assigned + 1 WHERE id = ?", (item_id,))
-            return item_id
+        else:
+            conn.execute("UPDATE reviewers SET n_half = n_half + 1 WHERE id = ?", (reviewer_id,))
+        return item_id
     return None
 
 
@@ -685,7 +739,12 @@ def _score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int,
             (item_id, reviewer_id, score, note, time.time()),
         )
         conn.execute("UPDATE assignments SET scored = 1 WHERE item_id = ? AND reviewer_id = ?", (item_id, reviewer_id))
-        conn.execute("UPDATE items SET n_scored = n_scored + 1 WHERE id = ?", (item_id,))
+        n_scored, reviewable = conn.execute(
+            "UPDATE items SET n_scored = n_scored + 1 WHERE id = ? RETURNING n_scored, reviewable", (item_id,)
+        ).fetchone()
+        conn.execute("UPDATE reviewers SET n_scored = n_scored + 1 WHERE id = ?", (reviewer_id,))
+        if reviewable and int(n_scored) == REVIEWS_PER_ITEM:
+            conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'complete'")
         return ScoreResult("recorded", item_id, score, note)
     if int(row[0]) == score and str(row[1]) == note:
         return ScoreResult("unchanged", item_id, score, note)
@@ -699,27 +758,17 @@ def _score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int,
 
 
 def _progress(conn: sqlite3.Connection, reviewer_id: int) -> dict[str, int]:
-    def one(sql: str, *params: object) -> int:
-        return int(conn.execute(sql, params).fetchone()[0])
-
-    mine_scored = one("SELECT COUNT(*) FROM scores WHERE reviewer_id = ?", reviewer_id)
-    mine_assigned = one("SELECT COUNT(*) FROM assignments WHERE reviewer_id = ?", reviewer_id)
-    total = one("SELECT COUNT(*) FROM items INDEXED BY items_claim WHERE reviewable = 1")
-    full = one("SELECT COUNT(*) FROM items INDEXED BY items_claim WHERE reviewable = 1 AND n_assigned >= ?",
-               REVIEWS_PER_ITEM)
-    complete = one("SELECT COUNT(*) FROM items INDEXED BY items_complete WHERE reviewable = 1 AND n_scored >= ?",
-                   REVIEWS_PER_ITEM)
-    # of the open items (fewer than two reviewers), those this reviewer already holds
-    mine_open = one(
-        """SELECT COUNT(*) FROM assignments a JOIN items i ON i.id = a.item_id
-           WHERE a.reviewer_id = ? AND i.reviewable = 1 AND i.n_assigned < ?""",
-        reviewer_id, REVIEWS_PER_ITEM,
-    )
-    claimable = total - full - mine_open
+    mine = conn.execute("SELECT n_assigned, n_scored, n_half FROM reviewers WHERE id = ?", (reviewer_id,)).fetchone()
+    if mine is None:
+        raise ReviewDBError(f"no reviewer {reviewer_id}")
+    pool = dict(conn.execute("SELECT key, value FROM pool").fetchall())
+    assigned, scored, half = (int(x) for x in mine)
+    total, full = int(pool.get("reviewable", 0)), int(pool.get("full", 0))
+    claimable = total - full - half  # open items (fewer than two reviewers) that are not theirs
     return {
-        "scored": mine_scored,
-        "assigned": mine_assigned,
-        "remaining": mine_assigned - mine_scored + claimable,
+        "scored": scored,
+        "assigned": assigned,
+        "remaining": assigned - scored + claimable,
         "items_total": total,
-        "items_complete": complete,
+        "items_complete": int(pool.get("complete", 0)),
     }
