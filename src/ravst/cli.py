@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "build": ("ravst.pipeline.cli", "dataset construction stages"),
     "train": ("ravst.train.cli", "AVST-Zero GRPO training and the SFT baseline"),
     "review": ("ravst.review.cli", "human quality-control web app, kappa and export"),
+    "judge": ("ravst.judge", "score every QA 1-4 with a Video-LLM (the paper's automated quality score)"),
     "synth": ("ravst.synth", "procedural audio-visual clips with exact ground truth"),
     "demo": ("ravst.demo", "run the whole toolkit on a small synthetic set"),
     "report": ("ravst.report.cli", "HTML report of one or more evaluations"),
