@@ -166,7 +166,7 @@ def test_judge_with_a_tiny_qwen_vl(videos_dir: Path, tmp_path: Path) -> None:
         assert (r.score is not None) or r.error == "no 1-4 score in the judge's answer"
         assert r.score == parse_judge_score(r.text)[0]
     assert code == (1 if unscored == 2 else 0)
-    assert main(argv[:-1] + ["4"]) in (0, 1)  # resumes: only the 2 others
+    assert main([*argv[:-1], "4"]) in (0, 1)  # resumes: only the 2 others
     assert len(read_judge_scores(out)[0]) == N_QA
 
 

@@ -108,7 +108,7 @@ def test_big_bodies_are_refused_before_they_are_read(live) -> None:
     base, port, token, proc, _ = live
     before = rss_peak_kib(proc.pid)
     # no token, 200 MB announced: 401 from the headers alone
-    status, response, sent = raw_request(port, post_head("/api/items/1/score", BIG_BODY_BYTES), SENT_BYTES)
+    status, response, _ = raw_request(port, post_head("/api/items/1/score", BIG_BODY_BYTES), SENT_BYTES)
     assert status == 401 and b"token" in response, response[:300]
     # a valid token but a body over the limit: 413, also from the headers
     status, response, _ = raw_request(port, post_head("/api/items/1/score", BIG_BODY_BYTES, token), SENT_BYTES)
