@@ -97,12 +97,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data: Path, db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """``ravst review serve`` in a subprocess; returns once it answers on ``port``."""
+def start_server(data: Path | None, db: Path, port: int, log: Path,
+                 extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+    """``ravst review serve`` in a subprocess; returns once it answers on ``port``.
+    ``data=None``: the source is in ``extra`` (e.g. ``--build B --videos V``)."""
     import httpx
 
-    cmd = [sys.executable, "-m", "ravst.review.cli", "serve", "--data", str(data), "--db", str(db),
-           "--port", str(port)]
+    source = [] if data is None else ["--data", str(data)]
+    cmd = [sys.executable, "-m", "ravst.review.cli", "serve", *source, "--db", str(db),
+           "--port", str(port), *(extra or [])]
     proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -115,3 +118,24 @@ def start_server(data: Path, db: Path, port: int, log: Path) -> subprocess.Popen
             time.sleep(0.2)
     proc.kill()
     raise AssertionError("server did not start in 60 s")
+
+
+def make_build_dir(root: Path, videos: list[str], *, flags: dict[str, list[str]] | None = None) -> Path:
+    """A build folder as ``ravst build qa`` leaves it: ``qa/r_avst_qa.json``, ``qa/manifest.json``
+    and, with ``flags`` (``{qa_id: [reason, ...]}``), the sidecar ``qa/flags.jsonl``."""
+    qa_dir = root / "qa"
+    qa_dir.mkdir(parents=True, exist_ok=True)
+    (qa_dir / "r_avst_qa.json").write_text(json.dumps(official_records(videos), indent=2), encoding="utf-8")
+    (qa_dir / "manifest.json").write_text(json.dumps({"stage": "qa"}), encoding="utf-8")
+    if flags:
+        lines = [json.dumps({"qa_id": q, "flags": [{"reason": r} for r in reasons]}) for q, reasons in flags.items()]
+        (qa_dir / "flags.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return root
+
+
+def rss_peak_kib(pid: int) -> int:
+    """The peak resident set size (VmHWM) of a process, in KiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for process {pid}")

@@ -250,9 +250,14 @@ def test_symlinked_video_outside_data_folder_is_not_served(tmp_path: Path, clip:
     (data / "videos").mkdir(exist_ok=True)
     os.symlink(outside, data / "videos" / "vidA.webm")
     db_path = tmp_path / "r.sqlite"
-    token = ReviewDB(db_path).add_reviewer("ana")
-    client = TestClient(create_app(data, db_path))
-    assert claim(client, token) is None  # its only video is not servable, so nothing to review
+    ReviewDB(db_path).add_reviewer("ana")
+    # its only video is not servable, so nothing can be reviewed: an error with the reason
+    with pytest.raises(ValueError, match=r"0 reviewable items.*real path is outside.*--allow-root"):
+        create_app(data, db_path)
+    # the user can allow the folder the link points into
+    client = TestClient(create_app(data, db_path, allow_roots=[tmp_path]))
+    token = ReviewDB(db_path).add_reviewer("bo")
+    assert claim(client, token) is not None
 
 
 def test_database_belongs_to_one_qa_file(tmp_path: Path, clip: Path) -> None:
@@ -260,8 +265,13 @@ def test_database_belongs_to_one_qa_file(tmp_path: Path, clip: Path) -> None:
     db_path = tmp_path / "r.sqlite"
     create_app(data, db_path)
     create_app(data, db_path)  # same file again: fine
-    (data / "qa.json").write_text(json.dumps([]), encoding="utf-8")
+    records = json.loads((data / "qa.json").read_text(encoding="utf-8"))
+    records[0]["annotation"][0]["AV Temporal Reasoning"][0]["Q"] += " (edited)"
+    (data / "qa.json").write_text(json.dumps(records), encoding="utf-8")
     with pytest.raises(ValueError, match="another QA file"):
+        create_app(data, db_path)
+    (data / "qa.json").write_text(json.dumps([]), encoding="utf-8")
+    with pytest.raises(ValueError, match="holds no QA"):
         create_app(data, db_path)
     with pytest.raises(ValueError, match=r"no qa\.json"):
         create_app(tmp_path, db_path)

@@ -135,7 +135,7 @@ def test_review_in_headless_chromium(server, tmp_path: Path) -> None:
             sx, sy = at0["w"] / clip_w, at0["h"] / clip_h
             assert abs(at0["x0"] - 10 * sx) <= 3 and abs(at2["x0"] - 50 * sx) <= 3, (at0, at2)
             assert abs(at2["y1"] - 80 * sy) <= 3, at2
-            page.screenshot(path=str(tmp_path / f"review-{clip_w}x{clip_h}.png"), full_page=True)
+            page.screenshot(path=str(artifacts_dir(tmp_path) / f"review-{clip_w}x{clip_h}.png"), full_page=True)
 
             # a note, then score 4 with the keyboard (focus off the text area)
             page.fill("#note", "box is a bit late <b>x</b>")
@@ -150,3 +150,77 @@ def test_review_in_headless_chromium(server, tmp_path: Path) -> None:
 
     stored = sqlite3.connect(db_path).execute("SELECT score, note FROM scores ORDER BY id").fetchall()
     assert stored == [(3, ""), (4, "box is a bit late <b>x</b>")]
+
+
+def artifacts_dir(tmp_path: Path) -> Path:
+    """Where screenshots go: ``$RAVST_TEST_ARTIFACTS`` (kept by CI) or the test's tmp folder."""
+    folder = Path(os.environ.get("RAVST_TEST_ARTIFACTS") or tmp_path) / "review-browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_build_folder_portrait_clip_unmute_hint_flags_and_all_done(tmp_path: Path) -> None:
+    """A build folder with a portrait clip (symlinked into the videos folder): the clip fits the
+    window with its controls visible, the unmute hint shows until the sound is on, the flagged
+    item comes first with its reason, and "All done" hides the last player."""
+    from review_helpers import make_build_dir
+
+    portrait_w, portrait_h = 120, 240
+    library = tmp_path / "library"
+    clip = make_clip(library / "tall.webm", seconds=2, width=portrait_w, height=portrait_h)
+    build = make_build_dir(tmp_path / "build", ["tall"], flags={"tall/0/spatial/0": ["box jumps across the frame"]})
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    os.symlink(clip, videos / "tall.webm")
+    db_path = tmp_path / "reviews.sqlite"
+    token = ReviewDB(db_path).add_reviewer("ana")
+    port = free_port()
+    proc = start_server(None, db_path, port, tmp_path / "server.log",
+                        ["--build", str(build), "--videos", str(videos), "--allow-root", str(library)])
+    shots = artifacts_dir(tmp_path)
+    viewport = {"width": 1280, "height": 640}
+    try:
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport=viewport)
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.fill("#token", token)
+                page.click("#login")
+                page.wait_for_selector("#item-view:not([hidden])")
+                sync_api.expect(page.locator("#item-kind")).to_have_text("spatial-sounding")
+                sync_api.expect(page.locator("#flags")).to_have_text("Flagged for review: box jumps across the frame")
+                page.wait_for_function("() => document.getElementById('video').readyState >= 1")
+                page.wait_for_function("() => document.getElementById('video').style.height !== ''")
+                box = page.locator("#video").bounding_box()
+                assert box is not None
+                # the whole element, controls included, is inside the window; the aspect is kept
+                assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], box
+                assert abs(box["width"] / box["height"] - portrait_w / portrait_h) < 0.05, box
+                canvas = page.locator("#overlay").bounding_box()
+                assert canvas is not None and abs(canvas["width"] - box["width"]) <= 1, (canvas, box)
+                sync_api.expect(page.locator("#unmute-hint")).to_be_visible()
+                page.screenshot(path=str(shots / "portrait-muted.png"), full_page=True)
+                page.locator("#question").click()
+                page.keyboard.press("m")
+                sync_api.expect(page.locator("#unmute-hint")).to_be_hidden()
+                assert page.evaluate("document.getElementById('video').muted") is False
+                page.screenshot(path=str(shots / "portrait-unmuted.png"), full_page=True)
+                page.evaluate("document.getElementById('video').play()")
+                for _ in range(3):
+                    page.keyboard.press("3")
+                    page.wait_for_timeout(300)
+                sync_api.expect(page.locator("#done")).to_be_visible()
+                sync_api.expect(page.locator("#video")).to_be_hidden()
+                sync_api.expect(page.locator("#item-view")).to_be_hidden()
+                assert page.evaluate("document.getElementById('video').paused")
+                page.screenshot(path=str(shots / "all-done.png"), full_page=True)
+            finally:
+                browser.close()
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    print(f"screenshots in {shots}")
+    assert {p.name for p in shots.glob("*.png")} >= {"portrait-muted.png", "portrait-unmuted.png", "all-done.png"}
+    stored = sqlite3.connect(db_path).execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+    assert stored == 3

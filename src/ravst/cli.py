@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("ravst.train.cli", "AVST-Zero GRPO training and the SFT baseline"),
     "reward": ("ravst.reward_cli", "GRPO rewards of completions, as the trainer computes them"),
     "review": ("ravst.review.cli", "human quality-control web app, kappa and export"),
+    "judge": ("ravst.judge", "score every QA 1-4 with a Video-LLM (the paper's automated quality score)"),
     "synth": ("ravst.synth", "procedural audio-visual clips with exact ground truth"),
     "demo": ("ravst.demo", "run the whole toolkit on a small synthetic set"),
     "report": ("ravst.report.cli", "HTML report of one or more evaluations"),

@@ -1,22 +1,29 @@
-"""The review web app: ``create_app(data_dir, db_path)`` returns a FastAPI application.
+"""The review web app: ``create_app(source, db_path)`` returns a FastAPI application.
 
-Data folder layout (docs/review.md): ``DIR/qa.json`` is a QA file in the official R-AVST format
-and ``DIR/videos/<video_name>.<ext>`` holds the clips (``ext`` one of ``VIDEO_EXTENSIONS``).
-Every ``/api`` call needs ``Authorization: Bearer <token>``. The ``<video>`` element cannot send
+Two sources of QAs (docs/review.md): a data folder (``DIR/qa.json`` in the official R-AVST
+format and ``DIR/videos/<video_name>.<ext>``, ``load_review_data``) or a build folder
+(``BUILD/qa/r_avst_qa.json`` of ``ravst build qa`` and a videos folder, ``load_build_data``).
+Every ``/api`` call needs ``Authorization: Bearer <token>``, checked (with ``Content-Length``)
+by an ASGI middleware BEFORE any byte of a body is read. The ``<video>`` element cannot send
 that header, so the item payload carries a short-lived URL signed for that reviewer
 (``/media/<n>?r=..&exp=..&sig=..``); the file behind it comes from an index built at start-up
-of the files inside ``DIR/videos`` (no path from a request ever reaches the file system).
+and its real path is checked again at every request (a file swapped for a symbolic link to
+somewhere else after start-up is refused).
 
 This module imports FastAPI inside ``create_app`` (an optional dependency) and deliberately has
 no ``from __future__ import annotations``: FastAPI reads the endpoint annotations at run time.
 """
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import json
 import logging
+import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +32,10 @@ from ravst.review.kappa import SCALE_LABELS
 from ravst.types import QAItem
 
 __all__ = [
+    "BUILD_FLAGS_FILENAME",
+    "BUILD_QA_PATH",
+    "FLAGS_FILENAME",
+    "MAX_API_BODY_BYTES",
     "MEDIA_URL_TTL_S",
     "QA_FILENAME",
     "VIDEOS_DIRNAME",
@@ -32,16 +43,28 @@ __all__ = [
     "ReviewData",
     "create_app",
     "item_payload",
+    "load_build_data",
     "load_review_data",
+    "read_flags",
 ]
 
 log = logging.getLogger(__name__)
 
 QA_FILENAME = "qa.json"
 VIDEOS_DIRNAME = "videos"
+FLAGS_FILENAME = "flags.jsonl"
+"""Optional per-QA flags next to ``qa.json``: one ``{"qa_id": ..., "flags": [{"reason": ...}]}`` a line."""
+BUILD_QA_PATH = Path("qa") / "r_avst_qa.json"
+"""The QA file of a build folder (written by ``ravst build qa``)."""
+BUILD_FLAGS_FILENAME = FLAGS_FILENAME
+"""The builder's flags sidecar, ``BUILD/qa/flags.jsonl`` (same layout as ``FLAGS_FILENAME``)."""
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".webm", ".m4v", ".mov", ".ogv", ".mkv")
 """Looked up in this order for ``videos/<video_name><ext>``; browsers play mp4 (H.264) and webm."""
 MEDIA_URL_TTL_S = 6 * 3600.0
+MAX_API_BODY_BYTES = 16 * 1024
+"""Largest request body accepted on ``/api/*`` (a score is well under 3 kB even with a 2000-character
+note); larger bodies get 413 before they are read. Other paths accept no body at all."""
+MAX_NOTE_CHARS_API = 2000
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 SECURITY_HEADERS = {
@@ -53,80 +76,176 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @dataclass(frozen=True)
 class ReviewData:
-    """The QAs of a data folder and the video file of each video name (None when missing)."""
+    """The QAs to review, the video file of each video name, the folders a served file's real
+    path must stay inside, and the per-QA flag reasons (``{qa_id: (reason, ...)}``)."""
 
     data_dir: Path
     qa_path: Path
     items: tuple[QAItem, ...]
     source_bytes: bytes
     videos: dict[str, Path]
+    allowed_roots: tuple[Path, ...] = ()
+    flags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    skipped_videos: tuple[str, ...] = ()
+    videos_dir: Path | None = None
 
     def video_path(self, video: str) -> Path | None:
         return self.videos.get(video)
 
 
-def _index_videos(data_dir: Path) -> dict[str, Path]:
-    """``{stem: path}`` of the playable files directly inside ``data_dir/videos``.
+def inside_roots(path: str | Path, roots: Sequence[Path]) -> Path | None:
+    """The real path of ``path`` when it is a regular file inside one of ``roots`` (real paths),
+    else None. Called at start-up AND at every media request."""
+    try:
+        real = Path(os.path.realpath(path))
+        if not real.is_file():
+            return None
+    except (OSError, ValueError):
+        return None
+    return real if any(real.is_relative_to(root) for root in roots) else None
 
-    A file (or symbolic link) whose real path is not inside the data folder is skipped.
-    """
-    root = data_dir.resolve()
-    folder = data_dir / VIDEOS_DIRNAME
+
+def _index_videos(folder: Path, roots: Sequence[Path]) -> tuple[dict[str, Path], list[str]]:
+    """``{stem: path}`` of the playable files directly inside ``folder`` (the path in the
+    folder, possibly a symbolic link), and the names skipped because their real path is not a
+    regular file inside ``roots``."""
     found: dict[str, Path] = {}
+    skipped: list[str] = []
     if not folder.is_dir():
-        log.warning("%s: no %s/ folder; no item can be reviewed", data_dir, VIDEOS_DIRNAME)
-        return found
+        log.warning("%s: no such folder; no item can be reviewed", folder)
+        return found, skipped
     rank = {ext: i for i, ext in enumerate(VIDEO_EXTENSIONS)}
     for path in sorted(folder.iterdir()):
         ext = path.suffix.lower()
         if ext not in rank:
             continue
-        real = path.resolve()
-        if not real.is_relative_to(root) or not real.is_file():
-            log.warning("%s: skipped (not a regular file inside %s)", path, root)
+        if inside_roots(path, roots) is None:
+            log.warning("%s: skipped (its real path %s is not a regular file inside %s)",
+                        path, os.path.realpath(path), ", ".join(map(str, roots)))
+            skipped.append(path.name)
             continue
         previous = found.get(path.stem)
         if previous is None or rank[ext] < rank[previous.suffix.lower()]:
-            found[path.stem] = real
-    return found
+            found[path.stem] = path
+    return found, skipped
 
 
-def load_review_data(data_dir: str | Path) -> ReviewData:
-    """Read ``DIR/qa.json`` (official format) and index ``DIR/videos``."""
+def read_flags(path: Path) -> dict[str, tuple[str, ...]]:
+    """``{qa_id: (reason, ...)}`` from a flags JSONL file (``{"qa_id": ..., "flags":
+    [{"reason": ...}, ...]}`` per line; ``"reason"`` strings, blank lines ignored)."""
+    out: dict[str, tuple[str, ...]] = {}
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the flags file ({exc.strerror or exc})") from exc
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"{path}: line {number}: not a JSON record ({exc})") from exc
+        if not isinstance(record, dict) or not isinstance(record.get("qa_id"), str):
+            raise ValueError(f"{path}: line {number}: a flags record needs a string 'qa_id'")
+        flags = record.get("flags", [])
+        if not isinstance(flags, list) or not all(isinstance(f, dict) and isinstance(f.get("reason"), str)
+                                                  for f in flags):
+            raise ValueError(f"{path}: line {number}: 'flags' must be a list of {{\"reason\": text}}")
+        reasons = tuple(f["reason"].strip() for f in flags if f["reason"].strip())
+        if reasons:
+            out[record["qa_id"]] = out.get(record["qa_id"], ()) + reasons
+    return out
+
+
+def _load(qa_path: Path, videos_dir: Path, roots: Sequence[Path], flags_path: Path | None,
+          data_dir: Path) -> ReviewData:
     from ravst.formats.official import read_official
 
+    source = qa_path.read_bytes()
+    items = tuple(read_official(qa_path))
+    ids = [item.qa_id for item in items]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{qa_path}: duplicate QA ids")
+    real_roots = tuple(Path(os.path.realpath(r)) for r in roots)
+    videos, skipped = _index_videos(videos_dir, real_roots)
+    missing = sorted({item.video for item in items if item.video not in videos})
+    if missing:
+        log.warning(
+            "%s: %d of %d videos have no file in %s (their items are not handed out), e.g. %s",
+            qa_path, len(missing), len({i.video for i in items}), videos_dir, missing[:3],
+        )
+    flags = read_flags(flags_path) if flags_path is not None and flags_path.is_file() else {}
+    unknown = sorted(set(flags) - set(ids))
+    if unknown:
+        raise ValueError(f"{flags_path}: {len(unknown)} flagged qa_id(s) are not in {qa_path}, e.g. {unknown[:3]}")
+    return ReviewData(data_dir, qa_path, items, source, videos, real_roots, flags, tuple(skipped), videos_dir)
+
+
+def load_review_data(data_dir: str | Path, *, allow_roots: Sequence[str | Path] = ()) -> ReviewData:
+    """Read ``DIR/qa.json`` (official format), ``DIR/flags.jsonl`` when present, and index
+    ``DIR/videos`` (real paths must stay inside ``DIR`` or one of ``allow_roots``)."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ValueError(f"{data_dir}: data folder does not exist")
     qa_path = data_dir / QA_FILENAME
     if not qa_path.is_file():
         raise ValueError(f"{data_dir}: no {QA_FILENAME} (official R-AVST QA file) in the data folder")
-    source = qa_path.read_bytes()
-    items = tuple(read_official(qa_path))
-    ids = [item.qa_id for item in items]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{qa_path}: duplicate QA ids")
-    videos = _index_videos(data_dir)
-    missing = sorted({item.video for item in items if item.video not in videos})
-    if missing:
-        log.warning(
-            "%s: %d of %d videos have no file in %s/ (their items are not handed out), e.g. %s",
-            data_dir, len(missing), len({i.video for i in items}), VIDEOS_DIRNAME, missing[:3],
-        )
-    return ReviewData(data_dir, qa_path, items, source, videos)
+    return _load(qa_path, data_dir / VIDEOS_DIRNAME, [data_dir, *map(Path, allow_roots)],
+                 data_dir / FLAGS_FILENAME, data_dir)
 
 
-def register_items(db: ReviewDB, data: ReviewData) -> None:
-    """Store the QAs of ``data`` in the database (first time) or refresh their reviewable flags."""
+def load_build_data(build_dir: str | Path, videos_dir: str | Path, *,
+                    allow_roots: Sequence[str | Path] = ()) -> ReviewData:
+    """Read a build's ``BUILD/qa/r_avst_qa.json`` (and its flags sidecar ``BUILD/qa/flags.jsonl``
+    when present) and index ``videos_dir`` (real paths must stay inside ``videos_dir`` or one of
+    ``allow_roots``)."""
+    build_dir, videos_dir = Path(build_dir), Path(videos_dir)
+    if not build_dir.is_dir():
+        raise ValueError(f"--build {build_dir}: no such folder")
+    qa_path = build_dir / BUILD_QA_PATH
+    if not qa_path.is_file():
+        raise ValueError(f"--build {build_dir}: no {BUILD_QA_PATH} (run 'ravst build qa' on this build first)")
+    if not (qa_path.parent / "manifest.json").is_file():
+        raise ValueError(f"--build {build_dir}: the qa stage has not finished (no qa/manifest.json); "
+                         "re-run 'ravst build qa'")
+    if not videos_dir.is_dir():
+        raise ValueError(f"--videos {videos_dir}: no such folder")
+    return _load(qa_path, videos_dir, [videos_dir, *map(Path, allow_roots)],
+                 qa_path.parent / BUILD_FLAGS_FILENAME, build_dir)
+
+
+def no_reviewable_reason(data: ReviewData) -> str | None:
+    """Why no item of ``data`` can be handed out (None when some can)."""
+    if not data.items:
+        return f"{data.qa_path}: the QA file holds no QA"
+    if any(item.video in data.videos for item in data.items):
+        return None
+    names = sorted({item.video for item in data.items})
+    where = data.videos_dir or data.data_dir / VIDEOS_DIRNAME
+    reason = (f"0 reviewable items: none of the {len(names)} videos of {data.qa_path} has a file in {where} "
+              f"(looked for <video_name> + one of {' '.join(VIDEO_EXTENSIONS)}, e.g. {names[0]}.mp4)")
+    if data.skipped_videos:
+        reason += (f"; {len(data.skipped_videos)} file(s) there were skipped because their real path is outside "
+                   f"{', '.join(map(str, data.allowed_roots))} (e.g. {data.skipped_videos[0]}; add --allow-root)")
+    return reason
+
+
+def register_items(db: ReviewDB, data: ReviewData, judge_scores: Mapping[str, float] | None = None) -> int:
+    """Store the QAs of ``data`` in the database (first time) or refresh their reviewable flags,
+    and order the queue (flagged first, then lowest judge score). Returns the reviewable count."""
+    reviewable = [item.video in data.videos for item in data.items]
     db.load_items(
         [(item.qa_id, item.video, item.task.value, item.kind) for item in data.items],
         data.source_bytes,
-        reviewable=[item.video in data.videos for item in data.items],
+        reviewable=reviewable,
     )
+    db.set_priorities(data.flags, judge_scores or {})
+    return sum(reviewable)
 
 
 def _timeline(items: Sequence[QAItem], current: QAItem) -> list[dict[str, Any]]:
@@ -151,8 +270,10 @@ def _timeline(items: Sequence[QAItem], current: QAItem) -> list[dict[str, Any]]:
     return out
 
 
-def item_payload(item: QAItem, item_id: int, all_items: Sequence[QAItem]) -> dict[str, Any]:
-    """The JSON the page shows for one item (ground truth only: never anyone's score)."""
+def item_payload(item: QAItem, item_id: int, all_items: Sequence[QAItem],
+                 flags: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON the page shows for one item (ground truth and the builder's flag reasons; never
+    anyone's score). ``all_items``: at least the items of the same video (for the timeline)."""
     answer = item.answer
     return {
         "id": item_id,
@@ -174,6 +295,7 @@ def item_payload(item: QAItem, item_id: int, all_items: Sequence[QAItem]) -> dic
             ],
         },
         "timeline": _timeline(all_items, item),
+        "flags": list(flags),
     }
 
 
@@ -182,53 +304,233 @@ def _sign(secret: bytes, video_index: int, reviewer_id: int, expires: int) -> st
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def create_app(data_dir: str | Path, db_path: str | Path) -> Any:
-    """Build the FastAPI application over a data folder and a review database."""
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.responses import FileResponse, JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+def _strict_json(raw: bytes) -> Any:
+    """Parse a request body: UTF-8 JSON without NaN / Infinity (ValueError otherwise)."""
 
-    data = load_review_data(data_dir)
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not allowed in JSON")
+
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=refuse)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"body is not UTF-8 ({exc.reason})") from exc
+    except RecursionError as exc:
+        raise ValueError("body is nested too deeply") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+
+
+def _safe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Validation errors without the offending input (it may be NaN, huge, or not JSON-able)."""
+    out = []
+    for err in errors:
+        loc = [x if isinstance(x, (str, int)) else str(x) for x in err.get("loc", ())]
+        out.append({"loc": loc, "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))})
+    return out
+
+
+_SECURITY_HEADER_BYTES = tuple((k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items())
+
+
+def _with_security_headers(send: Any, api: bool) -> Any:
+    """``send`` that adds ``SECURITY_HEADERS`` (and ``Cache-Control: no-store`` on ``/api``) to
+    the response start unless the app set them (a pure-ASGI wrapper: no extra task per request)."""
+
+    async def wrapped(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            present = {k.lower() for k, _ in message.get("headers", ())}
+            extra = [(k, v) for k, v in _SECURITY_HEADER_BYTES if k not in present]
+            if api and b"cache-control" not in present:
+                extra.append((b"cache-control", b"no-store"))
+            if extra:
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return wrapped
+
+
+async def _send_json(send: Any, status: int, detail: str, extra_headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close"), *extra_headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardMiddleware:
+    """Pure ASGI: authenticate ``/api/*`` and bound every request body BEFORE it is read.
+
+    On ``/api/*``: a missing, malformed or unknown token is a 401 answered from the headers
+    alone; a ``Content-Length`` over ``MAX_API_BODY_BYTES`` is a 413 answered from the headers;
+    a body without ``Content-Length`` (chunked) is read here up to the limit and refused (413)
+    as soon as it goes over. Elsewhere, any request body is refused (413). The reviewer is left in
+    ``scope["ravst.reviewer"]`` for the endpoints. Nothing unread is ever buffered: the
+    connection is closed after such an answer.
+    """
+
+    def __init__(self, app: Any, db: ReviewDB, *, max_body_bytes: int = MAX_API_BODY_BYTES) -> None:
+        self.app = app
+        self.state = getattr(app, "state", None)
+        self.db = db
+        self.max_body_bytes = int(max_body_bytes)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = _with_security_headers(send, str(scope.get("path", "")).startswith("/api/"))
+        headers: dict[bytes, bytes] = {}
+        for key, value in scope.get("headers", ()):
+            headers.setdefault(key.lower(), value)
+        is_api = str(scope.get("path", "")).startswith("/api/")
+        limit = self.max_body_bytes if is_api else 0
+        length_raw = headers.get(b"content-length")
+        chunked = b"chunked" in headers.get(b"transfer-encoding", b"").lower()
+        if is_api:
+            who, problem = self._authenticate(headers.get(b"authorization"))
+            if who is None:
+                await _send_json(send, 401, problem, [(b"www-authenticate", b"Bearer")])
+                return
+            scope["ravst.reviewer"] = who
+        if length_raw is not None:
+            try:
+                length = int(length_raw.decode("latin-1").strip())
+                if length < 0:
+                    raise ValueError(length)
+            except ValueError:
+                await _send_json(send, 400, "bad Content-Length header")
+                return
+            if length > limit:
+                what = f"at most {limit} bytes are accepted on /api" if is_api else "this path takes no body"
+                await _send_json(send, 413, f"request body of {length} bytes refused: {what}")
+                return
+        elif chunked and limit == 0:
+            await _send_json(send, 413, "this path takes no body")
+            return
+        if not chunked:
+            await self.app(scope, receive, send)
+            return
+        # chunked: read at most ``limit`` bytes here, then hand the (small) body to the app
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await _send_json(send, 413, f"request body over {limit} bytes refused")
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _authenticate(self, header: bytes | None) -> tuple[Any, str]:
+        if not header:
+            return None, "missing token: send 'Authorization: Bearer <token>'"
+        try:
+            text = header.decode("ascii")
+        except UnicodeDecodeError:
+            return None, "malformed Authorization header: expected 'Bearer <token>'"
+        scheme, _, token = text.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None, "malformed Authorization header: expected 'Bearer <token>'"
+        found = self.db.reviewer_for_token(token.strip())
+        if found is None:
+            return None, "unknown token"
+        return found, ""
+
+
+def _load_judge_scores(path: str | Path | None) -> dict[str, float]:
+    if path is None:
+        return {}
+    from ravst.judge import read_judge_scores
+
+    scores, failed = read_judge_scores(Path(path))
+    if failed:
+        log.warning("%s: %d judge records carry an error (no score): their items keep file order", path, failed)
+    return {qa_id: float(record.score) for qa_id, record in scores.items() if record.score is not None}
+
+
+def create_app(
+    data_dir: str | Path | None,
+    db_path: str | Path,
+    *,
+    build_dir: str | Path | None = None,
+    videos_dir: str | Path | None = None,
+    allow_roots: Sequence[str | Path] = (),
+    judge_scores: str | Path | None = None,
+    max_body_bytes: int = MAX_API_BODY_BYTES,
+) -> Any:
+    """Build the FastAPI application over a data folder (``data_dir``) or a build folder
+    (``build_dir`` + ``videos_dir``) and a review database. ``judge_scores``: a ``ravst judge``
+    output whose scores order the queue (lowest first, after flagged items). Raises
+    ``ValueError`` when no item can be reviewed, with the reason."""
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+    if build_dir is not None:
+        if data_dir is not None:
+            raise ValueError("give a data folder or a build folder, not both")
+        if videos_dir is None:
+            raise ValueError("--build needs --videos (the folder of the build's videos)")
+        data = load_build_data(build_dir, videos_dir, allow_roots=allow_roots)
+    elif data_dir is not None:
+        data = load_review_data(data_dir, allow_roots=allow_roots)
+    else:
+        raise ValueError("give a data folder (--data) or a build folder (--build with --videos)")
+    reason = no_reviewable_reason(data)
+    if reason is not None:
+        raise ValueError(reason)
+    judge = _load_judge_scores(judge_scores)
     db = ReviewDB(db_path)
-    register_items(db, data)
+    register_items(db, data, judge)
+    if data.flags or judge:
+        log.info("queue order: %d flagged items first, then %d by judge score (lowest first)",
+                 len(data.flags), len(judge))
     secret = db.media_secret()
     rows = db.item_rows()
     by_qa_id = {item.qa_id: item for item in data.items}
     items_by_id: dict[int, QAItem] = {row.id: by_qa_id[row.qa_id] for row in rows if row.qa_id in by_qa_id}
+    items_by_video: dict[str, list[QAItem]] = {}
+    for item in data.items:
+        items_by_video.setdefault(item.video, []).append(item)
     video_names = sorted(data.videos)
     video_index = {name: i for i, name in enumerate(video_names)}
 
-    app = FastAPI(title="ravst review", docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        db.start_writer()  # the group-commit writer thread, for as long as the server runs
+        try:
+            yield
+        finally:
+            db.stop_writer()
+
+    app = FastAPI(title="ravst review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.db = db
     app.state.data = data
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
 
     class ScoreIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
         score: StrictInt = Field(ge=1, le=4, description="1 poor, 2 fair, 3 good, 4 excellent")
-        note: StrictStr = Field(default="", max_length=2000)
+        note: StrictStr = Field(default="", max_length=MAX_NOTE_CHARS_API)
         revise: StrictBool = False
 
     def reviewer(request: Request) -> Any:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if not header:
+        found = request.scope.get("ravst.reviewer")
+        if found is None:  # the middleware answers 401 first; this is a second lock on the door
             raise HTTPException(401, "missing token: send 'Authorization: Bearer <token>'",
                                 headers={"WWW-Authenticate": "Bearer"})
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "malformed Authorization header: expected 'Bearer <token>'",
-                                headers={"WWW-Authenticate": "Bearer"})
-        found = db.reviewer_for_token(token.strip())
-        if found is None:
-            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
         return found
 
     Who = Annotated[Any, Depends(reviewer)]
@@ -241,20 +543,23 @@ def create_app(data_dir: str | Path, db_path: str | Path) -> Any:
             raise HTTPException(403, f"item {item_id} is not assigned to you")
         return item
 
+    async def queued(future: Any) -> Any:
+        return await asyncio.wrap_future(future)
+
     @app.get("/", include_in_schema=False)
-    def index() -> Any:
+    async def index() -> Any:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-cache"})
 
     @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str) -> Any:
+    async def static(name: str) -> Any:
         if name not in STATIC_FILES:
             raise HTTPException(404, "not found")
         return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name],
                             headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/me")
-    def me(who: Who) -> Any:
+    async def me(who: Who) -> Any:
         return {
             "name": who.name,
             "progress": db.progress(who.id),
@@ -263,12 +568,12 @@ def create_app(data_dir: str | Path, db_path: str | Path) -> Any:
         }
 
     @app.get("/api/next")
-    def next_item(who: Who) -> Any:
-        item_id = db.next_item(who.id)
+    async def next_item(who: Who) -> Any:
+        item_id = await queued(db.claim_future(who.id))
         return {"item_id": item_id, "done": item_id is None, "progress": db.progress(who.id)}
 
     @app.get("/api/assignments")
-    def assignments(who: Who) -> Any:
+    async def assignments(who: Who) -> Any:
         return {
             "assignments": [
                 {"item_id": a.item_id, "qa_id": a.qa_id, "score": a.score} for a in db.assignments(who.id)
@@ -276,9 +581,9 @@ def create_app(data_dir: str | Path, db_path: str | Path) -> Any:
         }
 
     @app.get("/api/items/{item_id}")
-    def get_item(item_id: int, who: Who) -> Any:
+    async def get_item(item_id: int, who: Who) -> Any:
         item = assigned_item(item_id, who)
-        payload = item_payload(item, item_id, data.items)
+        payload = item_payload(item, item_id, items_by_video[item.video], data.flags.get(item.qa_id, ()))
         own = db.own_score(who.id, item_id)
         payload["own"] = None if own is None else {"score": own[0], "note": own[1]}
         path = data.video_path(item.video)
@@ -292,11 +597,16 @@ def create_app(data_dir: str | Path, db_path: str | Path) -> Any:
         return payload
 
     @app.post("/api/items/{item_id}/score")
-    def score_item(item_id: int, body: ScoreIn, who: Who) -> Any:
+    async def score_item(item_id: int, request: Request, who: Who) -> Any:
         if item_id not in items_by_id:
             raise HTTPException(404, f"no item {item_id}")
         try:
-            result = db.submit_score(who.id, item_id, body.score, body.note, revise=body.revise)
+            body = ScoreIn.model_validate(_strict_json(await request.body()))
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            detail = _safe_errors(exc.errors()) if isinstance(exc, ValidationError) else str(exc)
+            return JSONResponse({"detail": detail}, status_code=422)
+        try:
+            result = await queued(db.score_future(who.id, item_id, body.score, body.note, revise=body.revise))
         except NotAssignedError as exc:
             raise HTTPException(403, str(exc)) from exc
         except ConflictError as exc:
@@ -312,18 +622,27 @@ def create_app(data_dir: str | Path, db_path: str | Path) -> Any:
         }
 
     @app.api_route("/media/{n}", methods=["GET", "HEAD"], include_in_schema=False)
-    def media(n: int, r: int, exp: int, sig: str) -> Any:
+    async def media(n: int, r: int, exp: int, sig: str) -> Any:
         if not 0 <= n < len(video_names):
             raise HTTPException(404, "no such video")
         if exp < time.time():
             raise HTTPException(403, "video link expired: reload the item")
-        if not hmac.compare_digest(_sign(secret, n, r, exp), sig):
+        if not (sig.isascii() and hmac.compare_digest(_sign(secret, n, r, exp).encode(), sig.encode("ascii"))):
             raise HTTPException(403, "bad video link signature")
-        path = data.videos[video_names[n]]
-        return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+        # the real path NOW (the file may have been swapped for a link since start-up)
+        real = inside_roots(data.videos[video_names[n]], data.allowed_roots)
+        if real is None:
+            log.warning("refused %s: its real path is no longer a regular file inside %s",
+                        data.videos[video_names[n]], ", ".join(map(str, data.allowed_roots)))
+            raise HTTPException(404, "video file is no longer available")
+        return FileResponse(real, headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Any:
+        return JSONResponse({"detail": _safe_errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(ReviewDBError)
     async def db_error(request: Request, exc: ReviewDBError) -> Any:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    return app
+    return GuardMiddleware(app, db, max_body_bytes=max_body_bytes)

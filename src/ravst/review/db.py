@@ -20,14 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import queue
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ravst.review.kappa import SCALE
 
@@ -40,16 +44,23 @@ __all__ = [
     "ReviewDBError",
     "Reviewer",
     "ScoreResult",
+    "check_reviewer_name",
     "hash_token",
 ]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REVIEWS_PER_ITEM = 2
 """Each item is scored by this many different reviewers (the paper's dual scoring)."""
 MAX_NOTE_CHARS = 2000
 MAX_NAME_CHARS = 100
+WRITE_BATCH_MAX = 256
+"""At most this many queued writes share one commit (group commit, see ``ReviewDB.start_writer``)."""
+_NAME_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories refused in reviewer names: control, format (bidi overrides such as U+202E,
+zero-width characters), surrogates, private use, unassigned, line and paragraph separators."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -63,21 +74,33 @@ CREATE TABLE IF NOT EXISTS items (
     task TEXT NOT NULL,
     kind TEXT NOT NULL,
     position INTEGER NOT NULL,
-    reviewable INTEGER NOT NULL DEFAULT 1
+    reviewable INTEGER NOT NULL DEFAULT 1,
+    n_assigned INTEGER NOT NULL DEFAULT 0,
+    n_scored INTEGER NOT NULL DEFAULT 0,
+    queue_rank INTEGER NOT NULL DEFAULT 0,
+    flag_reasons TEXT NOT NULL DEFAULT '',
+    judge_score REAL
 );
 CREATE TABLE IF NOT EXISTS reviewers (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     token_sha256 TEXT NOT NULL UNIQUE,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    n_assigned INTEGER NOT NULL DEFAULT 0,
+    n_scored INTEGER NOT NULL DEFAULT 0,
+    n_half INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS pool (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS assignments (
     item_id INTEGER NOT NULL REFERENCES items(id),
     reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
     assigned_at REAL NOT NULL,
+    scored INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (item_id, reviewer_id)
 );
-CREATE INDEX IF NOT EXISTS assignments_by_reviewer ON assignments(reviewer_id, assigned_at);
 CREATE TABLE IF NOT EXISTS scores (
     id INTEGER PRIMARY KEY,
     item_id INTEGER NOT NULL REFERENCES items(id),
@@ -89,6 +112,78 @@ CREATE TABLE IF NOT EXISTS scores (
     UNIQUE (item_id, reviewer_id)
 );
 """
+
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS assignments_by_reviewer ON assignments(reviewer_id, assigned_at);
+CREATE INDEX IF NOT EXISTS assignments_open ON assignments(reviewer_id, scored, assigned_at);
+CREATE INDEX IF NOT EXISTS items_claim ON items(reviewable, n_assigned, queue_rank);
+CREATE INDEX IF NOT EXISTS items_complete ON items(reviewable, n_scored);
+CREATE INDEX IF NOT EXISTS scores_by_reviewer ON scores(reviewer_id);
+"""
+"""The claim query walks ``items_claim`` (no scan of all items) and the open-item query
+``assignments_open``; ``progress`` reads counters kept up to date by the writes (``pool`` and
+the ``n_*`` columns of ``reviewers``, recounted from the rows by ``load_items``)."""
+
+_RECOUNT = (
+    "UPDATE items SET n_assigned = (SELECT COUNT(*) FROM assignments a WHERE a.item_id = items.id),"
+    " n_scored = (SELECT COUNT(*) FROM scores s WHERE s.item_id = items.id)",
+    "UPDATE assignments SET scored = EXISTS (SELECT 1 FROM scores s"
+    " WHERE s.item_id = assignments.item_id AND s.reviewer_id = assignments.reviewer_id)",
+    "UPDATE reviewers SET"
+    " n_assigned = (SELECT COUNT(*) FROM assignments a WHERE a.reviewer_id = reviewers.id),"
+    " n_scored = (SELECT COUNT(*) FROM scores s WHERE s.reviewer_id = reviewers.id),"
+    " n_half = (SELECT COUNT(*) FROM assignments a JOIN items i ON i.id = a.item_id"
+    "           WHERE a.reviewer_id = reviewers.id AND i.reviewable = 1 AND i.n_assigned < :per_item)",
+    "INSERT OR REPLACE INTO pool VALUES ('reviewable', (SELECT COUNT(*) FROM items WHERE reviewable = 1))",
+    "INSERT OR REPLACE INTO pool VALUES ('full',"
+    " (SELECT COUNT(*) FROM items WHERE reviewable = 1 AND n_assigned >= :per_item))",
+    "INSERT OR REPLACE INTO pool VALUES ('complete',"
+    " (SELECT COUNT(*) FROM items WHERE reviewable = 1 AND n_scored >= :per_item))",
+)
+"""Every counter recomputed from the rows (at each ``load_items``, i.e. each server start)."""
+
+# schema 1 -> 2: counters kept on the rows so that claiming and progress use indexes
+_MIGRATE_1_TO_2 = (
+    "ALTER TABLE items ADD COLUMN n_assigned INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE items ADD COLUMN n_scored INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE items ADD COLUMN queue_rank INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE items ADD COLUMN flag_reasons TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE items ADD COLUMN judge_score REAL",
+    "ALTER TABLE assignments ADD COLUMN scored INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reviewers ADD COLUMN n_assigned INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reviewers ADD COLUMN n_scored INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reviewers ADD COLUMN n_half INTEGER NOT NULL DEFAULT 0",
+    "UPDATE items SET queue_rank = position",
+)
+
+
+def check_reviewer_name(name: str) -> str:
+    """The name stripped of surrounding spaces; ``ReviewDBError`` when it is empty, too long, or
+    holds a control, format (bidi override, zero-width) or separator character.
+
+    >>> check_reviewer_name("  Ana María ")
+    'Ana María'
+    >>> check_reviewer_name("ana\u202egpj.exe")
+    Traceback (most recent call last):
+    ...
+    ravst.review.db.ReviewDBError: reviewer name holds U+202E (RIGHT-TO-LEFT OVERRIDE, category Cf) at position 3: control, format and bidi characters are not allowed
+    """
+    import unicodedata
+
+    if not isinstance(name, str):
+        raise ReviewDBError(f"reviewer name must be text, got {type(name).__name__}")
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_CHARS:
+        raise ReviewDBError(f"reviewer name must be 1-{MAX_NAME_CHARS} characters, got {len(name)}")
+    for i, ch in enumerate(name):
+        category = unicodedata.category(ch)
+        if category in _NAME_FORBIDDEN_CATEGORIES:
+            label = unicodedata.name(ch, "unnamed")
+            raise ReviewDBError(
+                f"reviewer name holds U+{ord(ch):04X} ({label}, category {category}) at position {i}: "
+                "control, format and bidi characters are not allowed"
+            )
+    return name
 
 
 class ReviewDBError(ValueError):
@@ -141,63 +236,95 @@ class ItemRow:
     kind: str
     position: int
     reviewable: bool
+    flag_reasons: tuple[str, ...] = ()
+    judge_score: float | None = None
 
 
 class ReviewDB:
-    """Thread-safe access to the review database: one connection per thread.
+    """Thread-safe access to the review database.
 
-    Every write is a ``BEGIN IMMEDIATE`` transaction, so concurrent writers queue on SQLite's
-    lock (``busy_timeout``) instead of failing.
+    Reads use one connection per thread (WAL: readers never wait for the writer). Every write
+    goes through ONE writer connection, serialised by a lock in this process, as a ``BEGIN
+    IMMEDIATE`` transaction; no two threads of a server ever contend for SQLite's write lock, so
+    SQLite's polling busy handler is not on the request path (``busy_timeout`` only covers
+    another process, e.g. ``add-reviewer`` while the server runs).
+
+    ``start_writer()`` (the server does this) adds a writer thread fed by a FIFO queue:
+    ``submit(fn)`` returns a future; the thread takes every queued write (up to
+    ``WRITE_BATCH_MAX``), runs each in its own SAVEPOINT inside one transaction, commits once
+    (group commit: one fsync for the batch) and only then resolves the futures, so an
+    acknowledged write is durable (``synchronous=FULL``).
     """
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000) -> None:
         self.path = str(path)
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._local = threading.local()
-        self._memory_conn: sqlite3.Connection | None = None
-        self._memory_lock = threading.Lock()
-        if self.path != ":memory:":
+        self._memory = self.path == ":memory:"
+        self._write_lock = threading.Lock()
+        self._writer_conn: sqlite3.Connection | None = None
+        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] | None = None
+        self._writer_thread: threading.Thread | None = None
+        if not self._memory:
             parent = Path(self.path).parent
             if not parent.is_dir():
                 raise ReviewDBError(f"{self.path}: folder {parent} does not exist")
-        conn = self._conn()
-        conn.executescript(_SCHEMA)
+        with self._write_lock:
+            conn = self._wconn()
+            conn.executescript(_SCHEMA)
         with self._write() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 conn.execute("INSERT INTO meta VALUES ('media_secret', ?)", (secrets.token_hex(32),))
+            elif int(row[0]) == 1:
+                for statement in _MIGRATE_1_TO_2:
+                    conn.execute(statement)
+                _recount(conn)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+                log.info("%s: review database upgraded from schema 1 to %d", self.path, SCHEMA_VERSION)
             elif int(row[0]) != SCHEMA_VERSION:
                 raise ReviewDBError(
                     f"{self.path}: schema version {row[0]}, this ravst expects {SCHEMA_VERSION}"
                 )
+            for statement in _INDEXES.strip().split(";"):
+                if statement.strip():
+                    conn.execute(statement)
 
     # -- connections -------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        if self.path == ":memory:":
-            if self._memory_conn is None:
-                self._memory_conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-            return self._memory_conn
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        if not self._memory:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise ReviewDBError(f"{self.path}: could not switch to WAL mode (got {mode})")
-            conn.execute("PRAGMA synchronous = FULL")
-            conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _wconn(self) -> sqlite3.Connection:
+        """The writer connection (call with ``_write_lock`` held)."""
+        if self._writer_conn is None:
+            self._writer_conn = self._open()
+        return self._writer_conn
+
+    def _rconn(self) -> sqlite3.Connection:
+        if self._memory:
+            return self._wconn()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
             self._local.conn = conn
         return conn
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """An IMMEDIATE transaction: committed on normal exit, rolled back on error."""
-        lock = self._memory_lock if self.path == ":memory:" else None
-        if lock is not None:
-            lock.acquire()
-        try:
-            conn = self._conn()
+        """An IMMEDIATE transaction on the writer connection: committed on normal exit, rolled
+        back on error."""
+        with self._write_lock:
+            conn = self._wconn()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -205,27 +332,105 @@ class ReviewDB:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        finally:
-            if lock is not None:
-                lock.release()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        lock = self._memory_lock if self.path == ":memory:" else None
-        if lock is not None:
-            lock.acquire()
-        try:
-            yield self._conn()
-        finally:
-            if lock is not None:
-                lock.release()
+        if self._memory:  # one shared connection: reads queue behind writes
+            with self._write_lock:
+                yield self._wconn()
+        else:
+            yield self._rconn()
 
     def close(self) -> None:
-        """Close this thread's connection (other threads' connections close when they end)."""
+        """Stop the writer thread, close the writer and this thread's reader connection."""
+        self.stop_writer()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
+        with self._write_lock:
+            if self._writer_conn is not None:
+                self._writer_conn.close()
+                self._writer_conn = None
+
+    # -- the write queue (group commit) -----------------------------------------------------
+    def start_writer(self) -> None:
+        """Start the writer thread that ``submit`` feeds (idempotent)."""
+        if self._writer_thread is not None:
+            return
+        self._queue = queue.SimpleQueue()
+        self._writer_thread = threading.Thread(target=self._writer_loop, name="ravst-review-writer", daemon=True)
+        self._writer_thread.start()
+
+    def stop_writer(self) -> None:
+        """Finish the queued writes and stop the writer thread."""
+        if self._writer_thread is None or self._queue is None:
+            return
+        self._queue.put(None)
+        self._writer_thread.join()
+        self._writer_thread = None
+        self._queue = None
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        """Run ``fn(conn)`` in a write transaction; the future resolves after the commit.
+
+        Without a writer thread, runs it now in its own transaction (the future is done)."""
+        future: Future[T] = Future()
+        if self._queue is None:
+            try:
+                with self._write() as conn:
+                    future.set_result(fn(conn))
+            except Exception as exc:  # handed to the caller through the future  # noqa: BLE001
+                future.set_exception(exc)
+            return future
+        self._queue.put((fn, future))
+        return future
+
+    def _writer_loop(self) -> None:
+        assert self._queue is not None
+        q = self._queue
+        stop = False
+        while not stop:
+            first = q.get()  # blocks: no polling
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < WRITE_BATCH_MAX:
+                try:
+                    job = q.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]) -> None:
+        outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            with self._write() as conn:
+                for fn, future in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        result = fn(conn)
+                    except Exception as exc:  # this job fails alone  # noqa: BLE001
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                        outcomes.append((future, None, exc))
+                    else:
+                        conn.execute("RELEASE job")
+                        outcomes.append((future, result, None))
+        except Exception as exc:  # the commit itself failed: nothing of the batch is stored  # noqa: BLE001
+            log.error("%s: a batch of %d writes failed to commit: %s", self.path, len(batch), exc)
+            for _, future in batch:
+                future.set_exception(ReviewDBError(f"{self.path}: write failed: {exc}"))
+            return
+        for future, result, error in outcomes:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
     # -- meta ---------------------------------------------------------------------------
     def get_meta(self, key: str) -> bytes | str | None:
@@ -267,14 +472,49 @@ class ReviewDB:
                 conn.execute("INSERT INTO meta VALUES ('qa_sha256', ?)", (digest,))
                 conn.execute("INSERT INTO meta VALUES ('qa_json', ?)", (source_bytes,))
                 conn.executemany(
-                    "INSERT INTO items (qa_id, video, task, kind, position, reviewable) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(q, v, t, k, i, int(f)) for i, ((q, v, t, k), f) in enumerate(zip(items, flags, strict=True))],
+                    "INSERT INTO items (qa_id, video, task, kind, position, reviewable, queue_rank)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(q, v, t, k, i, int(f), i)
+                     for i, ((q, v, t, k), f) in enumerate(zip(items, flags, strict=True))],
                 )
             else:
                 conn.executemany(
                     "UPDATE items SET reviewable = ? WHERE qa_id = ?",
                     [(int(f), q) for (q, _, _, _), f in zip(items, flags, strict=True)],
                 )
+            _recount(conn)
+
+    def set_priorities(
+        self,
+        flag_reasons: Mapping[str, Sequence[str]] | None = None,
+        judge_scores: Mapping[str, float] | None = None,
+    ) -> int:
+        """Order the queue: flagged items first, then by judge score (lowest first, unscored
+        last), then file order. Keys are qa_ids; unknown ids raise. Returns the number of items
+        whose place moved from file order."""
+        flag_reasons = flag_reasons or {}
+        judge_scores = judge_scores or {}
+        rows = self.item_rows()
+        known = {row.qa_id for row in rows}
+        for name, mapping in (("flags", flag_reasons), ("judge scores", judge_scores)):
+            unknown = sorted(set(mapping) - known)
+            if unknown:
+                raise ReviewDBError(
+                    f"{len(unknown)} qa_id(s) in the {name} are not in the QA file, e.g. {unknown[:3]}"
+                )
+
+        def key(row: ItemRow) -> tuple[int, float, int]:
+            score = judge_scores.get(row.qa_id)
+            return (0 if flag_reasons.get(row.qa_id) else 1, math.inf if score is None else float(score), row.position)
+
+        ordered = sorted(rows, key=key)
+        updates = [
+            (rank, "\n".join(flag_reasons.get(row.qa_id, ())), judge_scores.get(row.qa_id), row.id)
+            for rank, row in enumerate(ordered)
+        ]
+        with self._write() as conn:
+            conn.executemany("UPDATE items SET queue_rank = ?, flag_reasons = ?, judge_score = ? WHERE id = ?", updates)
+        return sum(1 for rank, row in enumerate(ordered) if rank != row.position)
 
     def source_bytes(self) -> bytes | None:
         """The QA file this database was created for (None before ``load_items``)."""
@@ -286,16 +526,19 @@ class ReviewDB:
     def item_rows(self) -> list[ItemRow]:
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT id, qa_id, video, task, kind, position, reviewable FROM items ORDER BY position"
+                "SELECT id, qa_id, video, task, kind, position, reviewable, flag_reasons, judge_score"
+                " FROM items ORDER BY position"
             ).fetchall()
-        return [ItemRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
+        return [
+            ItemRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6]),
+                    tuple(x for x in str(r[7]).split("\n") if x), None if r[8] is None else float(r[8]))
+            for r in rows
+        ]
 
     # -- reviewers ----------------------------------------------------------------------
     def add_reviewer(self, name: str) -> str:
         """Create a reviewer and return their new token (only its hash is stored)."""
-        name = name.strip()
-        if not name or len(name) > MAX_NAME_CHARS:
-            raise ReviewDBError(f"reviewer name must be 1-{MAX_NAME_CHARS} characters, got {name!r}")
+        name = check_reviewer_name(name)
         token = secrets.token_urlsafe(32)
         try:
             with self._write() as conn:
@@ -325,37 +568,10 @@ class ReviewDB:
 
         First an item already assigned to them and not scored yet; otherwise a reviewable item
         with fewer than ``REVIEWS_PER_ITEM`` assignments that they do not have, preferring items
-        that already have one reviewer (so that pairs complete early), then file order.
+        that already have a reviewer (so that pairs complete early), then queue order (flagged
+        first, then lowest judge score, then file order: ``set_priorities``).
         """
-        with self._write() as conn:
-            row = conn.execute(
-                """SELECT a.item_id FROM assignments a
-                   LEFT JOIN scores s ON s.item_id = a.item_id AND s.reviewer_id = a.reviewer_id
-                   JOIN items i ON i.id = a.item_id
-                   WHERE a.reviewer_id = ? AND s.id IS NULL
-                   ORDER BY a.assigned_at, i.position LIMIT 1""",
-                (reviewer_id,),
-            ).fetchone()
-            if row is not None:
-                return int(row[0])
-            row = conn.execute(
-                """SELECT i.id FROM items i
-                   LEFT JOIN assignments a ON a.item_id = i.id
-                   WHERE i.reviewable = 1
-                     AND i.id NOT IN (SELECT item_id FROM assignments WHERE reviewer_id = ?)
-                   GROUP BY i.id
-                   HAVING COUNT(a.reviewer_id) < ?
-                   ORDER BY COUNT(a.reviewer_id) DESC, i.position
-                   LIMIT 1""",
-                (reviewer_id, REVIEWS_PER_ITEM),
-            ).fetchone()
-            if row is None:
-                return None
-            conn.execute(
-                "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
-                (int(row[0]), reviewer_id, time.time()),
-            )
-            return int(row[0])
+        return self.claim_future(reviewer_id).result()
 
     def assignments(self, reviewer_id: int) -> list[Assignment]:
         """This reviewer's items in the order they were handed out, with their own score."""
@@ -392,72 +608,32 @@ class ReviewDB:
         Same score and note again: ``unchanged`` (no write). A different score or note raises
         ``ConflictError`` unless ``revise=True``, which overwrites it (``revised``).
         """
-        if isinstance(score, bool) or not isinstance(score, int) or score not in SCALE:
-            raise ReviewDBError(f"score must be one of {list(SCALE)}, got {score!r}")
-        if not isinstance(note, str):
-            raise ReviewDBError("note must be a string")
-        note = note.strip()
-        if len(note) > MAX_NOTE_CHARS:
-            raise ReviewDBError(f"note is {len(note)} characters, at most {MAX_NOTE_CHARS} allowed")
-        with self._write() as conn:
-            assigned = conn.execute(
-                "SELECT 1 FROM assignments WHERE reviewer_id = ? AND item_id = ?", (reviewer_id, item_id)
-            ).fetchone()
-            if assigned is None:
-                raise NotAssignedError(f"item {item_id} is not assigned to this reviewer")
-            row = conn.execute(
-                "SELECT score, note FROM scores WHERE reviewer_id = ? AND item_id = ?", (reviewer_id, item_id)
-            ).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO scores (item_id, reviewer_id, score, note, submitted_at) VALUES (?, ?, ?, ?, ?)",
-                    (item_id, reviewer_id, score, note, time.time()),
-                )
-                status = "recorded"
-            elif int(row[0]) == score and str(row[1]) == note:
-                status = "unchanged"
-            elif not revise:
-                raise ConflictError(
-                    f"item {item_id} already has your score {row[0]}; send revise=true to change it"
-                )
-            else:
-                conn.execute(
-                    "UPDATE scores SET score = ?, note = ?, revised_at = ? WHERE reviewer_id = ? AND item_id = ?",
-                    (score, note, time.time(), reviewer_id, item_id),
-                )
-                status = "revised"
-        return ScoreResult(status, item_id, score, note)
+        return self.score_future(reviewer_id, item_id, score, note, revise=revise).result()
+
+    def score_future(
+        self, reviewer_id: int, item_id: int, score: int, note: str = "", *, revise: bool = False
+    ) -> Future[ScoreResult]:
+        """``submit_score`` through the write queue: the value is checked now (raises
+        ``ReviewDBError``), the future resolves once committed."""
+        note = _check_score(score, note)
+        return self.submit(lambda conn: _score(conn, reviewer_id, item_id, score, note, revise))
+
+    def claim_future(self, reviewer_id: int) -> Future[int | None]:
+        """``next_item``: an open item of theirs is read at once (no write); a new claim goes
+        through the write queue (where the open-item check is repeated)."""
+        with self._read() as conn:
+            item_id = _open_item(conn, reviewer_id)
+        if item_id is not None:
+            done: Future[int | None] = Future()
+            done.set_result(item_id)
+            return done
+        return self.submit(lambda conn: _claim(conn, reviewer_id))
 
     def progress(self, reviewer_id: int) -> dict[str, int]:
-        """Counts for the progress bar: this reviewer's and the whole pool's."""
+        """Counts for the progress bar: this reviewer's and the whole pool's (index range
+        counts only)."""
         with self._read() as conn:
-            mine_scored = conn.execute(
-                "SELECT COUNT(*) FROM scores WHERE reviewer_id = ?", (reviewer_id,)
-            ).fetchone()[0]
-            mine_assigned = conn.execute(
-                "SELECT COUNT(*) FROM assignments WHERE reviewer_id = ?", (reviewer_id,)
-            ).fetchone()[0]
-            total = conn.execute("SELECT COUNT(*) FROM items WHERE reviewable = 1").fetchone()[0]
-            complete = conn.execute(
-                """SELECT COUNT(*) FROM (SELECT s.item_id FROM scores s JOIN items i ON i.id = s.item_id
-                   WHERE i.reviewable = 1 GROUP BY s.item_id HAVING COUNT(*) >= ?)""",
-                (REVIEWS_PER_ITEM,),
-            ).fetchone()[0]
-            # items this reviewer could still claim: not theirs, fewer than 2 reviewers
-            claimable = conn.execute(
-                """SELECT COUNT(*) FROM (SELECT i.id FROM items i LEFT JOIN assignments a ON a.item_id = i.id
-                   WHERE i.reviewable = 1
-                     AND i.id NOT IN (SELECT item_id FROM assignments WHERE reviewer_id = ?)
-                   GROUP BY i.id HAVING COUNT(a.reviewer_id) < ?)""",
-                (reviewer_id, REVIEWS_PER_ITEM),
-            ).fetchone()[0]
-        return {
-            "scored": int(mine_scored),
-            "assigned": int(mine_assigned),
-            "remaining": int(mine_assigned - mine_scored + claimable),
-            "items_total": int(total),
-            "items_complete": int(complete),
-        }
+            return _progress(conn, reviewer_id)
 
     def scores_by_item(self) -> list[tuple[ItemRow, list[int]]]:
         """Every item with its scores in submission order (for kappa and export)."""
@@ -469,8 +645,130 @@ class ReviewDB:
             by_item.setdefault(int(item_id), []).append(int(score))
         return [(row, by_item.get(row.id, [])) for row in rows]
 
+    def scores_by_reviewer(self) -> dict[str, dict[str, int]]:
+        """``{reviewer name: {qa_id: score}}`` of every score (for judge-vs-human kappa)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                """SELECT r.name, i.qa_id, s.score FROM scores s JOIN reviewers r ON r.id = s.reviewer_id
+                   JOIN items i ON i.id = s.item_id ORDER BY s.id"""
+            ).fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for name, qa_id, score in rows:
+            out.setdefault(str(name), {})[str(qa_id)] = int(score)
+        return out
+
     def all_scores(self) -> list[tuple[int, int, int, str]]:
         """``(item_id, reviewer_id, score, note)`` of every score row."""
         with self._read() as conn:
             rows = conn.execute("SELECT item_id, reviewer_id, score, note FROM scores ORDER BY id").fetchall()
         return [(int(a), int(b), int(c), str(d)) for a, b, c, d in rows]
+
+
+# -- the statements of one write or read (they take a connection: the queue runs them) -------
+def _check_score(score: object, note: object) -> str:
+    if isinstance(score, bool) or not isinstance(score, int) or score not in SCALE:
+        raise ReviewDBError(f"score must be one of {list(SCALE)}, got {score!r}")
+    if not isinstance(note, str):
+        raise ReviewDBError("note must be a string")
+    note = note.strip()
+    if len(note) > MAX_NOTE_CHARS:
+        raise ReviewDBError(f"note is {len(note)} characters, at most {MAX_NOTE_CHARS} allowed")
+    return note
+
+
+def _recount(conn: sqlite3.Connection) -> None:
+    for statement in _RECOUNT:
+        conn.execute(statement, {"per_item": REVIEWS_PER_ITEM} if ":per_item" in statement else {})
+
+
+def _open_item(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
+    row = conn.execute(
+        "SELECT item_id FROM assignments WHERE reviewer_id = ? AND scored = 0 ORDER BY assigned_at LIMIT 1",
+        (reviewer_id,),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _claim(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
+    item_id = _open_item(conn, reviewer_id)
+    if item_id is not None:
+        return item_id
+    for n_assigned in range(REVIEWS_PER_ITEM - 1, -1, -1):
+        row = conn.execute(
+            """SELECT i.id FROM items i INDEXED BY items_claim
+               WHERE i.reviewable = 1 AND i.n_assigned = ?
+                 AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.item_id = i.id AND a.reviewer_id = ?)
+               ORDER BY i.queue_rank LIMIT 1""",
+            (n_assigned, reviewer_id),
+        ).fetchone()
+        if row is None:
+            continue
+        item_id = int(row[0])
+        conn.execute(
+            "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
+            (item_id, reviewer_id, time.time()),
+        )
+        conn.execute("UPDATE items SET n_assigned = n_assigned + 1 WHERE id = ?", (item_id,))
+        conn.execute("UPDATE reviewers SET n_assigned = n_assigned + 1 WHERE id = ?", (reviewer_id,))
+        if n_assigned + 1 >= REVIEWS_PER_ITEM:  # the item is full now: no longer half-held by the others
+            conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'full'")
+            conn.execute(
+                """UPDATE reviewers SET n_half = n_half - 1 WHERE id IN
+                   (SELECT reviewer_id FROM assignments WHERE item_id = ? AND reviewer_id != ?)""",
+                (item_id, reviewer_id),
+            )
+        else:
+            conn.execute("UPDATE reviewers SET n_half = n_half + 1 WHERE id = ?", (reviewer_id,))
+        return item_id
+    return None
+
+
+def _score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int, note: str,
+           revise: bool) -> ScoreResult:
+    assigned = conn.execute(
+        "SELECT 1 FROM assignments WHERE reviewer_id = ? AND item_id = ?", (reviewer_id, item_id)
+    ).fetchone()
+    if assigned is None:
+        raise NotAssignedError(f"item {item_id} is not assigned to this reviewer")
+    row = conn.execute(
+        "SELECT score, note FROM scores WHERE reviewer_id = ? AND item_id = ?", (reviewer_id, item_id)
+    ).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO scores (item_id, reviewer_id, score, note, submitted_at) VALUES (?, ?, ?, ?, ?)",
+            (item_id, reviewer_id, score, note, time.time()),
+        )
+        conn.execute("UPDATE assignments SET scored = 1 WHERE item_id = ? AND reviewer_id = ?", (item_id, reviewer_id))
+        n_scored, reviewable = conn.execute(
+            "UPDATE items SET n_scored = n_scored + 1 WHERE id = ? RETURNING n_scored, reviewable", (item_id,)
+        ).fetchone()
+        conn.execute("UPDATE reviewers SET n_scored = n_scored + 1 WHERE id = ?", (reviewer_id,))
+        if reviewable and int(n_scored) == REVIEWS_PER_ITEM:
+            conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'complete'")
+        return ScoreResult("recorded", item_id, score, note)
+    if int(row[0]) == score and str(row[1]) == note:
+        return ScoreResult("unchanged", item_id, score, note)
+    if not revise:
+        raise ConflictError(f"item {item_id} already has your score {row[0]}; send revise=true to change it")
+    conn.execute(
+        "UPDATE scores SET score = ?, note = ?, revised_at = ? WHERE reviewer_id = ? AND item_id = ?",
+        (score, note, time.time(), reviewer_id, item_id),
+    )
+    return ScoreResult("revised", item_id, score, note)
+
+
+def _progress(conn: sqlite3.Connection, reviewer_id: int) -> dict[str, int]:
+    mine = conn.execute("SELECT n_assigned, n_scored, n_half FROM reviewers WHERE id = ?", (reviewer_id,)).fetchone()
+    if mine is None:
+        raise ReviewDBError(f"no reviewer {reviewer_id}")
+    pool = dict(conn.execute("SELECT key, value FROM pool").fetchall())
+    assigned, scored, half = (int(x) for x in mine)
+    total, full = int(pool.get("reviewable", 0)), int(pool.get("full", 0))
+    claimable = total - full - half  # open items (fewer than two reviewers) that are not theirs
+    return {
+        "scored": scored,
+        "assigned": assigned,
+        "remaining": assigned - scored + claimable,
+        "items_total": total,
+        "items_complete": int(pool.get("complete", 0)),
+    }

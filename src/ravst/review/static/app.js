@@ -96,6 +96,10 @@
     showProgress(next.progress);
     if (next.done) {
       state.item = null;
+      const video = $("video");
+      video.pause();
+      video.removeAttribute("src");
+      video.load();
       $("item-view").hidden = true;
       $("done").hidden = false;
       return;
@@ -114,6 +118,9 @@
     $("video-error").textContent = "";
     $("item-kind").textContent = item.kind;
     $("item-id").textContent = item.qa_id;
+    const flags = item.flags || [];
+    $("flags").hidden = flags.length === 0;
+    $("flags").textContent = flags.length ? "Flagged for review: " + flags.join("; ") : "";
     $("question").textContent = item.question;
     $("answer-objects").textContent = item.answer.objects.join(", ") || "—";
     const spanText = (s) => "[" + fmt(s[0]) + " s, " + fmt(s[1]) + " s]";
@@ -152,6 +159,27 @@
       li.classList.toggle("active", li.dataset.itemId === String(item.id));
     }
     draw();
+  }
+
+  // fit the clip (portrait or landscape) in the window with its controls visible
+  function fitVideo() {
+    const video = $("video");
+    const vw = video.videoWidth, vh = video.videoHeight;
+    if (!vw || !vh) return;
+    const player = $("player");
+    const top = $("stage").getBoundingClientRect().top + window.scrollY;
+    const reserved = 7 * parseFloat(getComputedStyle(document.documentElement).fontSize);
+    const maxW = player.clientWidth;
+    const maxH = Math.max(160, window.innerHeight - Math.min(top, window.innerHeight / 3) - reserved);
+    const scale = Math.min(maxW / vw, maxH / vh);
+    video.style.width = Math.floor(vw * scale) + "px";
+    video.style.height = Math.floor(vh * scale) + "px";
+    draw();
+  }
+
+  function showUnmuteHint() {
+    const video = $("video");
+    $("unmute-hint").hidden = !video.muted && video.volume > 0;
   }
 
   function markSelected(score) {
@@ -315,6 +343,10 @@
     } else if (ev.key === "ArrowRight") {
       ev.preventDefault();
       video.currentTime = video.currentTime + 1;
+    } else if (ev.key === "m" || ev.key === "M") {
+      ev.preventDefault();
+      video.muted = !video.muted;
+      if (!video.muted && video.volume === 0) video.volume = 1;
     }
   }
 
@@ -332,6 +364,10 @@
     for (const name of ["loadedmetadata", "seeked", "timeupdate", "pause", "resize"]) {
       video.addEventListener(name, draw);
     }
+    video.addEventListener("loadedmetadata", fitVideo);
+    video.addEventListener("volumechange", showUnmuteHint);
+    window.addEventListener("resize", fitVideo);
+    showUnmuteHint();
     video.addEventListener("play", startLoop);
     video.addEventListener("error", () => {
       if (video.getAttribute("src")) $("video-error").textContent = "The browser cannot play this video.";
