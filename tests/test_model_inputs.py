@@ -215,7 +215,9 @@ def test_dump_inputs_omni_interleaved_positions_and_layout(models: dict[str, Pat
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(models["omni"])
-    records = _dump("omni", models, videos_dir, tmp_path, "--max-frames", "64")  # the 60 s clip at 1 fps
+    # 2 fps: with qwen-vl-utils' frame rule a nominal 1 fps gives 0.999 fps (a 2.002 s grid step, over one
+    # 2 s audio chunk), where transformers' processor and vLLM interleave differently (docs/inference.md)
+    records = _dump("omni", models, videos_dir, tmp_path, "--fps", "2", "--max-frames", "128")
     comparable = 0
     for rec in records:
         assert rec["use_audio_in_video"] is True
@@ -272,7 +274,9 @@ def test_two_videos_text_between_and_after(kind: str, in_video: bool, models: di
     model = load_tiny_model(models[kind])
     cfg = SamplingConfig(fps=1.0, max_frames=8, min_pixels=3136, max_pixels=12544)
     clips = [sample_video(videos_dir / name, cfg, with_audio=in_video)
-             for name in ("videollama_dog_barking.mp4", "videollama_boat.mp4")]
+             for name in (("videollama_dog_barking.mp4", "videollama_boat.mp4") if kind == "vl"
+                          # an Omni batch takes one frame rate: the same clip twice
+                          else ("videollama_dog_barking.mp4", "videollama_dog_barking.mp4"))]
     inputs = _two_video_inputs(processor, clips, omni=kind == "omni", in_video=in_video)
     passed = inputs_position_ids(rope_spec(model.config), inputs, use_audio_in_video=in_video)
     with torch.no_grad(), capture_rotary_positions(model) as seen:

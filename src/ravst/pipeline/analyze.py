@@ -611,11 +611,11 @@ class VideoLLMAnalyzer:
 
     def _backend(self) -> Any:
         from ravst.models.qwen import GenerationSettings
-        from ravst.models.sampling import SamplingConfig
+        from ravst.models.sampling import FPS_MIN_FRAMES, SamplingConfig
 
         cfg = self.cfg
-        sampling = SamplingConfig(fps=1.0, max_frames=cfg.max_frames, min_pixels=cfg.video_min_pixels,
-                                  max_pixels=cfg.video_max_pixels)
+        sampling = SamplingConfig(fps=1.0, max_frames=cfg.max_frames, min_frames=min(FPS_MIN_FRAMES, cfg.max_frames),
+                                  min_pixels=cfg.video_min_pixels, max_pixels=cfg.video_max_pixels)
         generation = GenerationSettings(max_new_tokens=cfg.max_new_tokens, do_sample=cfg.temperature > 0,
                                         temperature=cfg.temperature or 1.0)
         what = f"analyze: cannot start the video-llm analyzer ({cfg.video_backend} {cfg.model!r})"
