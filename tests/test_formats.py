@@ -210,7 +210,7 @@ def official_items(draw: st.DrawFn) -> list[QAItem]:
             event_num = draw(st.integers(0, 5))
             for task in Task:
                 for k in range(draw(st.integers(0, 2))):
-                    objects = tuple(draw(st.lists(NAME, min_size=1, max_size=3)))
+                    objects = tuple(draw(st.lists(NAME, min_size=1, max_size=3, unique=True)))
                     spans: tuple[Span, ...] = ()
                     tracks: tuple[Track, ...] = ()
                     if task is not Task.SPATIAL:

@@ -283,9 +283,12 @@ def run_inference(
 
 
 def _sampling(args: argparse.Namespace) -> SamplingConfig:
+    from ravst.models.sampling import FPS_MIN_FRAMES
+
     return SamplingConfig(
         fps=args.fps,
         max_frames=args.max_frames,
+        min_frames=min(FPS_MIN_FRAMES, args.max_frames),  # a budget under qwen-vl-utils' minimum of 4 is kept
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
         total_pixels=args.total_pixels,
