@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ravst.models.sampling import (
@@ -122,6 +122,8 @@ def test_sample_video_equals_qwen_omni_utils(videos_dir: Path, clip: str) -> Non
     max_frames=st.integers(2, 800),
     min_frames=st.integers(1, 8),
 )
+@example(total=13949, src_fps=6.0, fps=2.0, max_frames=775, min_frames=1)  # max_frames above 768 is honoured
+@example(total=3000, src_fps=25.0, fps=4.0, max_frames=800, min_frames=4)
 def test_indices_equal_reference_rule(total: int, src_fps: float, fps: float, max_frames: int, min_frames: int) -> None:
     """The count from qwen-vl-utils' own ``smart_nframes``; the indices from its linspace rule."""
     import torch

@@ -162,7 +162,9 @@ def sample_frame_indices(
 ) -> np.ndarray:
     """Indices of the frames fed, qwen-vl-utils' ``smart_nframes`` + ``linspace`` rule: ``n =
     total_frames / source_fps * fps`` clamped to ``[min_frames, max_frames]`` and to
-    ``total_frames``, floored to an even count; ``round(linspace(0, total_frames - 1, n))``
+    ``total_frames``, floored to an even count; ``round(linspace(0, total_frames - 1, n))``.
+    The reference's ``FPS_MAX_FRAMES`` (768) is only its default for a missing ``max_frames``:
+    an explicit ``max_frames`` above it is honoured, as there
     (computed with torch in float32 and rounded half to even, exactly like the reference).
     Raises ``ValueError`` for a clip of fewer than 2 frames."""
     import torch
@@ -172,7 +174,7 @@ def sample_frame_indices(
             f"a video needs at least {FRAME_FACTOR} frames and a frame rate, got {total_frames} at {source_fps} fps"
         )
     lo = math.ceil(min_frames / FRAME_FACTOR) * FRAME_FACTOR
-    hi = _floor_even(min(max_frames, FPS_MAX_FRAMES, total_frames))
+    hi = _floor_even(max_frames)  # an explicit max_frames replaces FPS_MAX_FRAMES, as in the reference
     n = _floor_even(min(max(total_frames / source_fps * fps, lo), hi, total_frames))
     if not FRAME_FACTOR <= n <= total_frames:
         raise ValueError(f"cannot sample an even number of frames >= 2 from {total_frames} (got {n})")
