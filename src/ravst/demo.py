@@ -42,7 +42,7 @@ class DemoConfig:
     n_clips: int = field(default=4, metadata={"help": "synthetic clips"})
     seed: int = field(default=0, metadata={"help": "seed of the clips and the random baseline"})
     baselines: tuple[str, ...] = field(default=DEFAULT_BASELINES, metadata={"help": "baselines to run"})
-    similarity: str = field(default="minilm", metadata={"help": "object-name similarity of ravst eval"})
+    similarity: str = field(default="hybrid", metadata={"help": "object-name similarity of ravst eval"})
     model: str | None = field(default=None, metadata={"help": "optional model path / id for ravst infer"})
     backend: str = field(default="transformers", metadata={"help": "backend of --model"})
     build: bool = field(default=True, metadata={"help": "run the build pipeline on the synthetic set"})
@@ -50,8 +50,9 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.n_clips <= 200:
             raise ValueError(f"n_clips must be in 1..200, got {self.n_clips}")
-        if self.similarity not in ("minilm", "exact"):
-            raise ValueError(f"similarity must be minilm or exact (word2vec needs a file), got {self.similarity!r}")
+        if self.similarity not in ("hybrid", "minilm", "exact"):
+            raise ValueError(
+                f"similarity must be hybrid, minilm or exact (word2vec needs a file), got {self.similarity!r}")
 
 
 def _ravst(argv: list[str]) -> None:
@@ -246,8 +247,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     parser.add_argument("--baselines", default=",".join(DEFAULT_BASELINES),
                         help=f"comma-separated baselines (default {','.join(DEFAULT_BASELINES)}; '' for none)")
-    parser.add_argument("--similarity", default="minilm", choices=["minilm", "exact"],
-                        help="object-name similarity of the evaluation (default minilm)")
+    parser.add_argument("--similarity", default="hybrid", choices=["hybrid", "minilm", "exact"],
+                        help="object-name similarity of the evaluation (default hybrid, as ravst eval)")
     parser.add_argument("--model", default=None, help="also run this model (path or id) with --backend")
     parser.add_argument("--backend", default="transformers", help="ravst infer backend of --model")
     parser.add_argument("--no-build", action="store_true", help="skip the build pipeline")
