@@ -120,16 +120,25 @@ def start_server(data: Path | None, db: Path, port: int, log: Path,
     raise AssertionError("server did not start in 60 s")
 
 
-def make_build_dir(root: Path, videos: list[str], *, flags: dict[str, list[str]] | None = None) -> Path:
+def make_build_dir(root: Path, videos: list[str], *,
+                   flags: dict[str, list[dict[str, str]]] | None = None) -> Path:
     """A build folder as ``ravst build qa`` leaves it: ``qa/r_avst_qa.json``, ``qa/manifest.json``
-    and, with ``flags`` (``{qa_id: [reason, ...]}``), the sidecar ``qa/flags.jsonl``."""
+    and the QA sidecar ``qa/r_avst_qa.meta.json`` (one entry per QA, with ``flags``:
+    ``{qa_id: [{"reason", "object", "detail"}, ...]}`` in the builder's layout)."""
+    from ravst.formats.official import read_official
+
     qa_dir = root / "qa"
     qa_dir.mkdir(parents=True, exist_ok=True)
-    (qa_dir / "r_avst_qa.json").write_text(json.dumps(official_records(videos), indent=2), encoding="utf-8")
+    qa_path = qa_dir / "r_avst_qa.json"
+    qa_path.write_text(json.dumps(official_records(videos), indent=2), encoding="utf-8")
     (qa_dir / "manifest.json").write_text(json.dumps({"stage": "qa"}), encoding="utf-8")
-    if flags:
-        lines = [json.dumps({"qa_id": q, "flags": [{"reason": r} for r in reasons]}) for q, reasons in flags.items()]
-        (qa_dir / "flags.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    flags = dict(flags or {})
+    qas = [{"qa_id": item.qa_id, "kind": item.kind, "objects": list(item.answer.objects),
+            "flags": flags.pop(item.qa_id, []), "boxes": {}} for item in read_official(qa_path)]
+    qas += [{"qa_id": qa_id, "kind": "temporal", "objects": [], "flags": f, "boxes": {}} for qa_id, f in flags.items()]
+    meta = {"format": "ravst-qa-meta", "version": 1, "qa_file": qa_path.name, "baseline": False, "warnings": [],
+            "analyzer": None, "detector": None, "qas": qas}
+    (qa_dir / "r_avst_qa.meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return root
 
 

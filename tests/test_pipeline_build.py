@@ -154,6 +154,44 @@ def test_baseline_build_says_so_everywhere(clips: tuple[Path, Path], tmp_path: P
     assert "WARNING: the ground truth in r_avst_qa.json was built with a baseline" in html and "opencv" in html
 
 
+def test_flagged_qas_of_a_real_build_come_first_in_the_review_app(clips: tuple[Path, Path], tmp_path: Path,
+                                                                  videos_dir: Path) -> None:
+    """End to end: a real baseline build flags suspicious ground truth in its QA sidecar (the
+    piano of the merged event is never found: the QA naming only the man is flagged
+    ``object_left_out``), and ``ravst review serve --build`` hands the flagged QAs out first, each
+    with its reason, then the others in file order."""
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from ravst.review.app import create_app, flag_text
+    from ravst.review.db import ReviewDB
+
+    vids, ann = clips
+    out = tmp_path / "out"
+    assert _build(MY_VIDEOS, out, vids, ann, "--detector", "opencv") == 0
+    assert not (out / "qa" / "flags.jsonl").exists()  # one source of truth: the sidecar
+    meta = json.loads((out / "qa" / "r_avst_qa.meta.json").read_text())
+    flagged = {m["qa_id"]: [flag_text(f) for f in m["flags"]] for m in meta["qas"] if m["flags"]}
+    assert "unav100_--HuBNHXu9I/1/spatial/0" in flagged
+    assert any(t.startswith("object_left_out (piano): ") for t in flagged["unav100_--HuBNHXu9I/1/spatial/0"])
+    order = [q.qa_id for q in read_official(out / "qa" / "r_avst_qa.json")]
+    assert order[0] not in flagged  # file order alone would not put a flagged QA first
+    assert json.loads((out / "qa" / "summary.json").read_text())["flagged_qas"] == len(flagged)
+
+    db_path = tmp_path / "reviews.sqlite"
+    token = ReviewDB(db_path).add_reviewer("ana")
+    client = TestClient(create_app(None, db_path, build_dir=out, videos_dir=vids, allow_roots=[videos_dir]))
+    headers = {"Authorization": f"Bearer {token}"}
+    seen: list[tuple[str, list[str]]] = []
+    while (item_id := client.get("/api/next", headers=headers).json()["item_id"]) is not None:
+        item = client.get(f"/api/items/{item_id}", headers=headers).json()
+        seen.append((item["qa_id"], item["flags"]))
+        assert client.post(f"/api/items/{item_id}/score", json={"score": 3}, headers=headers).status_code == 200
+    assert seen[: len(flagged)] == [(q, flagged[q]) for q in order if q in flagged]
+    assert seen[len(flagged):] == [(q, []) for q in order if q not in flagged]
+
+
 def test_merged_unav100_event_names_every_label(shared_data: Path, tmp_path: Path) -> None:
     """A real merged UnAV-100 event: 40sAH2ZB0Pg has acoustic guitar, banjo and cello on
     [0, 47.98] and female singing on [0.007, 27.0] (tIoU 0.56 >= 0.5): one event, four labels;

@@ -168,7 +168,8 @@ def test_build_folder_portrait_clip_unmute_hint_flags_and_all_done(tmp_path: Pat
     portrait_w, portrait_h = 120, 240
     library = tmp_path / "library"
     clip = make_clip(library / "tall.webm", seconds=2, width=portrait_w, height=portrait_h)
-    build = make_build_dir(tmp_path / "build", ["tall"], flags={"tall/0/spatial/0": ["box jumps across the frame"]})
+    build = make_build_dir(tmp_path / "build", ["tall"], flags={"tall/0/spatial/0": [
+        {"reason": "box_jump", "object": "dog", "detail": "0 s -> 1 s: centre moved 200 px (75% of the frame diagonal)"}]})
     videos = tmp_path / "videos"
     videos.mkdir()
     os.symlink(clip, videos / "tall.webm")
@@ -189,7 +190,7 @@ def test_build_folder_portrait_clip_unmute_hint_flags_and_all_done(tmp_path: Pat
                 page.click("#login")
                 page.wait_for_selector("#item-view:not([hidden])")
                 sync_api.expect(page.locator("#item-kind")).to_have_text("spatial-sounding")
-                sync_api.expect(page.locator("#flags")).to_have_text("Flagged for review: box jumps across the frame")
+                sync_api.expect(page.locator("#flags")).to_have_text("Flagged for review: box_jump (dog): 0 s -> 1 s: centre moved 200 px (75% of the frame diagonal)")
                 page.wait_for_function("() => document.getElementById('video').readyState >= 1")
                 page.wait_for_function("() => document.getElementById('video').style.height !== ''")
                 box = page.locator("#video").bounding_box()

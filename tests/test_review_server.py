@@ -194,7 +194,8 @@ def test_reviewer_names_with_control_or_bidi_characters_are_refused(tmp_path: Pa
 
 def test_build_folder_is_served_directly_with_symlinked_videos(tmp_path: Path, clip: Path) -> None:
     build = make_build_dir(tmp_path / "build", ["vidA", "vidB", "vidC"],
-                           flags={"vidC/0/spatial/0": ["box covers > 90 % of the frame"]})
+                           flags={"vidC/0/spatial/0": [{"reason": "box_covers_frame", "object": "dog",
+                                                        "detail": "at 1 s a box covers 95% of the frame"}]})
     library = tmp_path / "library"  # where the user keeps the clips
     library.mkdir()
     for name in ("vidA", "vidB", "vidC"):
@@ -219,7 +220,7 @@ def test_build_folder_is_served_directly_with_symlinked_videos(tmp_path: Path, c
         first = httpx.get(base + "/api/next", headers=h).json()["item_id"]
         item = httpx.get(f"{base}/api/items/{first}", headers=h).json()
         # the flagged item comes first, with its reason
-        assert item["qa_id"] == "vidC/0/spatial/0" and item["flags"] == ["box covers > 90 % of the frame"]
+        assert item["qa_id"] == "vidC/0/spatial/0" and item["flags"] == ["box_covers_frame (dog): at 1 s a box covers 95% of the frame"]
         assert httpx.get(base + item["video_url"]).content == clip.read_bytes()
         seen = {item["video"]}
         httpx.post(f"{base}/api/items/{first}/score", json={"score": 2}, headers=h).raise_for_status()
@@ -266,11 +267,17 @@ def test_build_folder_errors_are_clear(tmp_path: Path, clip: Path) -> None:
     (build / "qa" / "manifest.json").unlink()
     done = run_serve(["--build", str(build), "--videos", str(videos), "--db", db])
     assert done.returncode == 1 and "has not finished" in done.stderr
-    # a flags sidecar naming a QA that is not in the build
-    make_build_dir(build, ["vidA"], flags={"nope/0/temporal/0": ["x"]})
+    # a QA sidecar flagging a QA that is not in the build
+    make_build_dir(build, ["vidA"], flags={"nope/0/temporal/0": [{"reason": "box_jump"}]})
     done = run_serve(["--build", str(build), "--videos", str(videos), "--allow-root", str(library), "--db", db])
-    assert done.returncode == 1 and "nope/0/temporal/0" in done.stderr
-    bad = build / "qa" / "flags.jsonl"
-    bad.write_text(json.dumps({"qa_id": "vidA/0/temporal/0", "flags": "oops"}) + "\n", encoding="utf-8")
+    assert done.returncode == 1 and "nope/0/temporal/0" in done.stderr and "r_avst_qa.meta.json" in done.stderr
+    sidecar = build / "qa" / "r_avst_qa.meta.json"
+    meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    meta["qas"] = [{"qa_id": "vidA/0/temporal/0", "flags": "oops"}]
+    sidecar.write_text(json.dumps(meta), encoding="utf-8")
     done = run_serve(["--build", str(build), "--videos", str(videos), "--allow-root", str(library), "--db", db])
-    assert done.returncode == 1 and "flags.jsonl: line 1" in done.stderr
+    assert done.returncode == 1 and "r_avst_qa.meta.json: qas[0] (vidA/0/temporal/0): 'flags'" in done.stderr
+    sidecar.write_text("{not json", encoding="utf-8")
+    done = run_serve(["--build", str(build), "--videos", str(videos), "--allow-root", str(library), "--db", db])
+    assert done.returncode == 1 and "r_avst_qa.meta.json: not valid JSON" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -3,6 +3,9 @@
 Two sources of QAs (docs/review.md): a data folder (``DIR/qa.json`` in the official R-AVST
 format and ``DIR/videos/<video_name>.<ext>``, ``load_review_data``) or a build folder
 (``BUILD/qa/r_avst_qa.json`` of ``ravst build qa`` and a videos folder, ``load_build_data``).
+Flagged items (suspicious ground truth) come first in the queue: a build's flags are read from
+the QA file's sidecar ``BUILD/qa/r_avst_qa.meta.json`` that the builder writes (the one source
+of truth, ``ravst.pipeline.qa.read_sidecar``); a data folder's from ``DIR/flags.jsonl``.
 Every ``/api`` call needs ``Authorization: Bearer <token>``, checked (with ``Content-Length``)
 by an ASGI middleware BEFORE any byte of a body is read. The ``<video>`` element cannot send
 that header, so the item payload carries a short-lived URL signed for that reviewer
@@ -32,8 +35,8 @@ from ravst.review.kappa import SCALE_LABELS
 from ravst.types import QAItem
 
 __all__ = [
-    "BUILD_FLAGS_FILENAME",
     "BUILD_QA_PATH",
+    "BUILD_SIDECAR_PATH",
     "FLAGS_FILENAME",
     "MAX_API_BODY_BYTES",
     "MEDIA_URL_TTL_S",
@@ -42,10 +45,12 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "ReviewData",
     "create_app",
+    "flag_text",
     "item_payload",
     "load_build_data",
     "load_review_data",
     "read_flags",
+    "sidecar_flags",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,8 +61,8 @@ FLAGS_FILENAME = "flags.jsonl"
 """Optional per-QA flags next to ``qa.json``: one ``{"qa_id": ..., "flags": [{"reason": ...}]}`` a line."""
 BUILD_QA_PATH = Path("qa") / "r_avst_qa.json"
 """The QA file of a build folder (written by ``ravst build qa``)."""
-BUILD_FLAGS_FILENAME = FLAGS_FILENAME
-"""The builder's flags sidecar, ``BUILD/qa/flags.jsonl`` (same layout as ``FLAGS_FILENAME``)."""
+BUILD_SIDECAR_PATH = Path("qa") / "r_avst_qa.meta.json"
+"""The QA file's sidecar the builder writes (per-QA ``flags``: ``[{"reason", "object", "detail"}]``)."""
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".webm", ".m4v", ".mov", ".ogv", ".mkv")
 """Looked up in this order for ``videos/<video_name><ext>``; browsers play mp4 (H.264) and webm."""
 MEDIA_URL_TTL_S = 6 * 3600.0
@@ -162,8 +167,62 @@ def read_flags(path: Path) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _load(qa_path: Path, videos_dir: Path, roots: Sequence[Path], flags_path: Path | None,
-          data_dir: Path) -> ReviewData:
+def flag_text(flag: Mapping[str, Any]) -> str:
+    """What the page shows for one flag of a build's sidecar: ``reason (object): detail``.
+
+    >>> flag_text({"reason": "box_covers_frame", "object": "man", "detail": "at 3 s a box covers 95% of the frame"})
+    'box_covers_frame (man): at 3 s a box covers 95% of the frame'
+    """
+    text = str(flag["reason"]).strip()
+    if isinstance(flag.get("object"), str) and flag["object"].strip():
+        text += f" ({flag['object'].strip()})"
+    if isinstance(flag.get("detail"), str) and flag["detail"].strip():
+        text += f": {flag['detail'].strip()}"
+    return text
+
+
+def sidecar_flags(meta: Mapping[str, Any], path: Path) -> dict[str, tuple[str, ...]]:
+    """``{qa_id: (reason text, ...)}`` of the flagged QAs of a QA sidecar (``ravst-qa-meta``,
+    read with ``ravst.pipeline.qa.read_sidecar``); ValueError naming ``path`` and the entry when
+    it is malformed."""
+    if meta.get("format") != "ravst-qa-meta":
+        raise ValueError(f"{path}: not a QA sidecar (format is {meta.get('format')!r}, expected 'ravst-qa-meta')")
+    qas = meta.get("qas")
+    if not isinstance(qas, list):
+        raise ValueError(f"{path}: 'qas' must be a list")
+    out: dict[str, tuple[str, ...]] = {}
+    for number, entry in enumerate(qas):
+        where = f"{path}: qas[{number}]"
+        if not isinstance(entry, dict) or not isinstance(entry.get("qa_id"), str):
+            raise ValueError(f"{where}: needs a string 'qa_id'")
+        flags = entry.get("flags", [])
+        if not isinstance(flags, list) or not all(isinstance(f, dict) and isinstance(f.get("reason"), str)
+                                                  for f in flags):
+            raise ValueError(f"{where} ({entry['qa_id']}): 'flags' must be a list of {{\"reason\": text, ...}}")
+        reasons = tuple(flag_text(f) for f in flags if f["reason"].strip())
+        if reasons:
+            out[entry["qa_id"]] = out.get(entry["qa_id"], ()) + reasons
+    return out
+
+
+def _build_flags(qa_path: Path) -> dict[str, tuple[str, ...]]:
+    """The flags of a build's QA file, from its sidecar (none, with a WARNING, when it has none)."""
+    from ravst.pipeline.qa import read_sidecar, sidecar_path
+
+    path = sidecar_path(qa_path)
+    meta = read_sidecar(qa_path)
+    stray = qa_path.parent / FLAGS_FILENAME
+    if stray.is_file():
+        log.warning("%s is not read: a build's flags come from its QA sidecar %s", stray, path)
+    if meta is None:
+        log.warning("%s: no sidecar %s (a QA file not written by 'ravst build qa'?): no item is flagged",
+                    qa_path, path.name)
+        return {}
+    return sidecar_flags(meta, path)
+
+
+def _load(qa_path: Path, videos_dir: Path, roots: Sequence[Path], flags: Mapping[str, tuple[str, ...]],
+          flags_source: Path, data_dir: Path) -> ReviewData:
     from ravst.formats.official import read_official
 
     source = qa_path.read_bytes()
@@ -179,11 +238,10 @@ def _load(qa_path: Path, videos_dir: Path, roots: Sequence[Path], flags_path: Pa
             "%s: %d of %d videos have no file in %s (their items are not handed out), e.g. %s",
             qa_path, len(missing), len({i.video for i in items}), videos_dir, missing[:3],
         )
-    flags = read_flags(flags_path) if flags_path is not None and flags_path.is_file() else {}
     unknown = sorted(set(flags) - set(ids))
     if unknown:
-        raise ValueError(f"{flags_path}: {len(unknown)} flagged qa_id(s) are not in {qa_path}, e.g. {unknown[:3]}")
-    return ReviewData(data_dir, qa_path, items, source, videos, real_roots, flags, tuple(skipped), videos_dir)
+        raise ValueError(f"{flags_source}: {len(unknown)} flagged qa_id(s) are not in {qa_path}, e.g. {unknown[:3]}")
+    return ReviewData(data_dir, qa_path, items, source, videos, real_roots, dict(flags), tuple(skipped), videos_dir)
 
 
 def load_review_data(data_dir: str | Path, *, allow_roots: Sequence[str | Path] = ()) -> ReviewData:
@@ -195,15 +253,17 @@ def load_review_data(data_dir: str | Path, *, allow_roots: Sequence[str | Path] 
     qa_path = data_dir / QA_FILENAME
     if not qa_path.is_file():
         raise ValueError(f"{data_dir}: no {QA_FILENAME} (official R-AVST QA file) in the data folder")
-    return _load(qa_path, data_dir / VIDEOS_DIRNAME, [data_dir, *map(Path, allow_roots)],
-                 data_dir / FLAGS_FILENAME, data_dir)
+    flags_path = data_dir / FLAGS_FILENAME
+    flags = read_flags(flags_path) if flags_path.is_file() else {}
+    return _load(qa_path, data_dir / VIDEOS_DIRNAME, [data_dir, *map(Path, allow_roots)], flags, flags_path,
+                 data_dir)
 
 
 def load_build_data(build_dir: str | Path, videos_dir: str | Path, *,
                     allow_roots: Sequence[str | Path] = ()) -> ReviewData:
-    """Read a build's ``BUILD/qa/r_avst_qa.json`` (and its flags sidecar ``BUILD/qa/flags.jsonl``
-    when present) and index ``videos_dir`` (real paths must stay inside ``videos_dir`` or one of
-    ``allow_roots``)."""
+    """Read a build's ``BUILD/qa/r_avst_qa.json``, the flags of its sidecar
+    ``BUILD/qa/r_avst_qa.meta.json`` (as ``ravst build qa`` writes them) and index ``videos_dir``
+    (real paths must stay inside ``videos_dir`` or one of ``allow_roots``)."""
     build_dir, videos_dir = Path(build_dir), Path(videos_dir)
     if not build_dir.is_dir():
         raise ValueError(f"--build {build_dir}: no such folder")
@@ -215,8 +275,8 @@ def load_build_data(build_dir: str | Path, videos_dir: str | Path, *,
                          "re-run 'ravst build qa'")
     if not videos_dir.is_dir():
         raise ValueError(f"--videos {videos_dir}: no such folder")
-    return _load(qa_path, videos_dir, [videos_dir, *map(Path, allow_roots)],
-                 qa_path.parent / BUILD_FLAGS_FILENAME, build_dir)
+    return _load(qa_path, videos_dir, [videos_dir, *map(Path, allow_roots)], _build_flags(qa_path),
+                 build_dir / BUILD_SIDECAR_PATH, build_dir)
 
 
 def no_reviewable_reason(data: ReviewData) -> str | None:
