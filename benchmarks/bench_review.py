@@ -89,15 +89,22 @@ class Conn:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        reused = self.writer is not None
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
+        assert self.reader is not None and self.writer is not None
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{self.auth}"
         if body is not None:
             head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        self.writer.write(head.encode() + b"\r\n" + (body or b""))
-        status_line = await self.reader.readline()
+        try:
+            self.writer.write(head.encode() + b"\r\n" + (body or b""))
+            status_line = await self.reader.readline()
+        except ConnectionError:
+            status_line = b""
         if not status_line:
+            self.close()
+            if reused:  # an idle keep-alive connection the server closed (uvicorn: after 5 s): reconnect,
+                return await self.request(method, path, body)  # as browsers do (the routes are idempotent)
             raise ConnectionError("server closed the connection")
         status = int(status_line.split(b" ", 2)[1])
         length = 0

@@ -17,7 +17,6 @@ This module imports FastAPI inside ``create_app`` (an optional dependency) and d
 no ``from __future__ import annotations``: FastAPI reads the endpoint annotations at run time.
 """
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -30,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from ravst.review.db import REVIEWS_PER_ITEM, ConflictError, NotAssignedError, ReviewDB, ReviewDBError
+from ravst.review.db import REVIEWS_PER_ITEM, ReviewDB, ReviewDBError
 from ravst.review.kappa import SCALE_LABELS
+from ravst.review.routes import MAX_NOTE_CHARS_API, HotRoutes, dumps, strict_json
+from ravst.review.state import ReviewState
 from ravst.types import QAItem
 
 __all__ = [
@@ -69,7 +70,6 @@ MEDIA_URL_TTL_S = 6 * 3600.0
 MAX_API_BODY_BYTES = 16 * 1024
 """Largest request body accepted on ``/api/*`` (a score is well under 3 kB even with a 2000-character
 note); larger bodies get 413 before they are read. Other paths accept no body at all."""
-MAX_NOTE_CHARS_API = 2000
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css"}
 SECURITY_HEADERS = {
@@ -364,22 +364,6 @@ def _sign(secret: bytes, video_index: int, reviewer_id: int, expires: int) -> st
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def _strict_json(raw: bytes) -> Any:
-    """Parse a request body: UTF-8 JSON without NaN / Infinity (ValueError otherwise)."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"{name} is not allowed in JSON")
-
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=refuse)
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"body is not UTF-8 ({exc.reason})") from exc
-    except RecursionError as exc:
-        raise ValueError("body is nested too deeply") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
-
-
 def _safe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Validation errors without the offending input (it may be NaN, huge, or not JSON-able)."""
     out = []
@@ -428,16 +412,20 @@ class GuardMiddleware:
     connection is closed after such an answer.
     """
 
-    def __init__(self, app: Any, db: ReviewDB, *, max_body_bytes: int = MAX_API_BODY_BYTES) -> None:
+    def __init__(self, app: Any, db: ReviewDB, *, max_body_bytes: int = MAX_API_BODY_BYTES,
+                 review_state: ReviewState | None = None, hot: HotRoutes | None = None) -> None:
         self.app = app
         self.state = getattr(app, "state", None)
         self.db = db
+        self.review_state = review_state
+        self.hot = hot
         self.max_body_bytes = int(max_body_bytes)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        raw_send = send
         send = _with_security_headers(send, str(scope.get("path", "")).startswith("/api/"))
         headers: dict[bytes, bytes] = {}
         for key, value in scope.get("headers", ()):
@@ -468,7 +456,7 @@ class GuardMiddleware:
             await _send_json(send, 413, "this path takes no body")
             return
         if not chunked:
-            await self.app(scope, receive, send)
+            await self._route(scope, receive, send, raw_send, is_api)
             return
         # chunked: read at most ``limit`` bytes here, then hand the (small) body to the app
         body = bytearray()
@@ -491,7 +479,15 @@ class GuardMiddleware:
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        await self._route(scope, replay, send, raw_send, is_api)
+
+    async def _route(self, scope: dict[str, Any], receive: Any, send: Any, raw_send: Any, is_api: bool) -> None:
+        """The hot API routes here (they write their own complete headers), the rest in FastAPI."""
+        if is_api and self.hot is not None:
+            receive = await self.hot.handle(scope, receive, raw_send, scope["ravst.reviewer"])
+            if receive is None:
+                return
+        await self.app(scope, receive, send)
 
     def _authenticate(self, header: bytes | None) -> tuple[Any, str]:
         if not header:
@@ -503,7 +499,10 @@ class GuardMiddleware:
         scheme, _, token = text.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None, "malformed Authorization header: expected 'Bearer <token>'"
-        found = self.db.reviewer_for_token(token.strip())
+        if self.review_state is not None:
+            found = self.review_state.reviewer_for_token(token.strip())
+        else:
+            found = self.db.reviewer_for_token(token.strip())
         if found is None:
             return None, "unknown token"
         return found, ""
@@ -536,7 +535,7 @@ def create_app(
     ``ValueError`` when no item can be reviewed, with the reason."""
     from fastapi import Depends, FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.responses import FileResponse, JSONResponse, Response
     from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
     if build_dir is not None:
@@ -559,6 +558,7 @@ def create_app(
         log.info("queue order: %d flagged items first, then %d by judge score (lowest first)",
                  len(data.flags), len(judge))
     secret = db.media_secret()
+    state = ReviewState(db)  # who holds what, scores and counters, in memory (ravst.review.state)
     rows = db.item_rows()
     by_qa_id = {item.qa_id: item for item in data.items}
     items_by_id: dict[int, QAItem] = {row.id: by_qa_id[row.qa_id] for row in rows if row.qa_id in by_qa_id}
@@ -567,6 +567,30 @@ def create_app(
         items_by_video.setdefault(item.video, []).append(item)
     video_names = sorted(data.videos)
     video_index = {name: i for i, name in enumerate(video_names)}
+    item_cache: dict[int, bytes] = {}
+
+    def item_json(item_id: int) -> bytes | None:
+        """The item's JSON without ``own`` and ``video_url``, built once (None: unknown id)."""
+        cached = item_cache.get(item_id)
+        if cached is None:
+            item = items_by_id.get(item_id)
+            if item is None:
+                return None
+            cached = dumps(item_payload(item, item_id, items_by_video[item.video], data.flags.get(item.qa_id, ())))
+            item_cache[item_id] = cached
+        return cached
+
+    def video_url(reviewer_id: int, item_id: int) -> str | None:
+        video = items_by_id[item_id].video
+        if data.video_path(video) is None:
+            return None
+        expires = int(time.time() + MEDIA_URL_TTL_S)
+        n = video_index[video]
+        return f"/media/{n}?r={reviewer_id}&exp={expires}&sig={_sign(secret, n, reviewer_id, expires)}"
+
+    api_headers = [*_SECURITY_HEADER_BYTES, (b"cache-control", b"no-store")]
+    me_extra = {"scale": {str(k): v for k, v in sorted(SCALE_LABELS.items())}, "reviews_per_item": REVIEWS_PER_ITEM}
+    hot = HotRoutes(state, item_json, video_url, me_extra, api_headers)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> Any:
@@ -586,7 +610,7 @@ def create_app(
         note: StrictStr = Field(default="", max_length=MAX_NOTE_CHARS_API)
         revise: StrictBool = False
 
-    def reviewer(request: Request) -> Any:
+    async def reviewer(request: Request) -> Any:
         found = request.scope.get("ravst.reviewer")
         if found is None:  # the middleware answers 401 first; this is a second lock on the door
             raise HTTPException(401, "missing token: send 'Authorization: Bearer <token>'",
@@ -595,16 +619,8 @@ def create_app(
 
     Who = Annotated[Any, Depends(reviewer)]
 
-    def assigned_item(item_id: int, who: Any) -> QAItem:
-        item = items_by_id.get(item_id)
-        if item is None:
-            raise HTTPException(404, f"no item {item_id}")
-        if not db.is_assigned(who.id, item_id):
-            raise HTTPException(403, f"item {item_id} is not assigned to you")
-        return item
-
-    async def queued(future: Any) -> Any:
-        return await asyncio.wrap_future(future)
+    def answer(status_body: tuple[int, bytes]) -> Any:
+        return Response(content=status_body[1], status_code=status_body[0], media_type="application/json")
 
     @app.get("/", include_in_schema=False)
     async def index() -> Any:
@@ -618,19 +634,15 @@ def create_app(
         return FileResponse(STATIC_DIR / name, media_type=STATIC_FILES[name],
                             headers={"Cache-Control": "no-cache"})
 
+    # the same answers as HotRoutes (which serves these four routes first, ravst.review.routes):
+    # reached only for what it hands on (FastAPI then validates and reports errors)
     @app.get("/api/me")
     async def me(who: Who) -> Any:
-        return {
-            "name": who.name,
-            "progress": db.progress(who.id),
-            "scale": {str(k): v for k, v in sorted(SCALE_LABELS.items())},
-            "reviews_per_item": REVIEWS_PER_ITEM,
-        }
+        return answer(hot.me(who))
 
     @app.get("/api/next")
     async def next_item(who: Who) -> Any:
-        item_id = await queued(db.claim_future(who.id))
-        return {"item_id": item_id, "done": item_id is None, "progress": db.progress(who.id)}
+        return answer(await hot.next(who))
 
     @app.get("/api/assignments")
     async def assignments(who: Who) -> Any:
@@ -642,44 +654,18 @@ def create_app(
 
     @app.get("/api/items/{item_id}")
     async def get_item(item_id: int, who: Who) -> Any:
-        item = assigned_item(item_id, who)
-        payload = item_payload(item, item_id, items_by_video[item.video], data.flags.get(item.qa_id, ()))
-        own = db.own_score(who.id, item_id)
-        payload["own"] = None if own is None else {"score": own[0], "note": own[1]}
-        path = data.video_path(item.video)
-        if path is None:
-            payload["video_url"] = None
-        else:
-            expires = int(time.time() + MEDIA_URL_TTL_S)
-            n = video_index[item.video]
-            sig = _sign(secret, n, who.id, expires)
-            payload["video_url"] = f"/media/{n}?r={who.id}&exp={expires}&sig={sig}"
-        return payload
+        return answer(hot.item(who, item_id))
 
     @app.post("/api/items/{item_id}/score")
     async def score_item(item_id: int, request: Request, who: Who) -> Any:
         if item_id not in items_by_id:
             raise HTTPException(404, f"no item {item_id}")
         try:
-            body = ScoreIn.model_validate(_strict_json(await request.body()))
+            body = ScoreIn.model_validate(strict_json(await request.body()))
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             detail = _safe_errors(exc.errors()) if isinstance(exc, ValidationError) else str(exc)
             return JSONResponse({"detail": detail}, status_code=422)
-        try:
-            result = await queued(db.score_future(who.id, item_id, body.score, body.note, revise=body.revise))
-        except NotAssignedError as exc:
-            raise HTTPException(403, str(exc)) from exc
-        except ConflictError as exc:
-            raise HTTPException(409, str(exc)) from exc
-        except ReviewDBError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        return {
-            "status": result.status,
-            "item_id": result.item_id,
-            "score": result.score,
-            "note": result.note,
-            "progress": db.progress(who.id),
-        }
+        return answer(await hot.score(who, item_id, body.score, body.note, body.revise))
 
     @app.api_route("/media/{n}", methods=["GET", "HEAD"], include_in_schema=False)
     async def media(n: int, r: int, exp: int, sig: str) -> Any:
@@ -705,4 +691,5 @@ def create_app(
     async def db_error(request: Request, exc: ReviewDBError) -> Any:
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
-    return GuardMiddleware(app, db, max_body_bytes=max_body_bytes)
+    app.state.review_state = state
+    return GuardMiddleware(app, db, max_body_bytes=max_body_bytes, review_state=state, hot=hot)

@@ -44,7 +44,9 @@ __all__ = [
     "ReviewDBError",
     "Reviewer",
     "ScoreResult",
+    "Snapshot",
     "check_reviewer_name",
+    "check_score",
     "hash_token",
 ]
 
@@ -225,6 +227,20 @@ class ScoreResult:
     item_id: int
     score: int
     note: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Raw rows for ``ravst.review.state``: items ``(id, reviewable, queue_rank)`` in queue
+    order, reviewers ``(id, name, token_sha256, n_assigned, n_scored, n_half)``, assignments
+    ``(item_id, reviewer_id, scored)`` in hand-out order, scores ``(item_id, reviewer_id, score,
+    note)``, and the ``pool`` counters."""
+
+    items: list[tuple[int, bool, int]]
+    reviewers: list[tuple[int, str, str, int, int, int]]
+    assignments: list[tuple[int, int, bool]]
+    scores: list[tuple[int, int, int, str]]
+    pool: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -615,7 +631,7 @@ class ReviewDB:
     ) -> Future[ScoreResult]:
         """``submit_score`` through the write queue: the value is checked now (raises
         ``ReviewDBError``), the future resolves once committed."""
-        note = _check_score(score, note)
+        note = check_score(score, note)
         return self.submit(lambda conn: _score(conn, reviewer_id, item_id, score, note, revise))
 
     def claim_future(self, reviewer_id: int) -> Future[int | None]:
@@ -628,6 +644,57 @@ class ReviewDB:
             done.set_result(item_id)
             return done
         return self.submit(lambda conn: _claim(conn, reviewer_id))
+
+    def record_claim_future(self, reviewer_id: int, item_id: int) -> Future[int]:
+        """Store a claim already decided in memory (``ravst.review.state``) through the write
+        queue; the future resolves once committed, or fails when the rows contradict it."""
+        return self.submit(lambda conn: _record_claim(conn, reviewer_id, item_id))
+
+    def snapshot(self) -> Snapshot:
+        """Every row the in-memory state (``ravst.review.state``) is built from, read in one
+        transaction (a consistent view)."""
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            try:
+                items = conn.execute(
+                    "SELECT id, reviewable, queue_rank FROM items ORDER BY queue_rank, id").fetchall()
+                reviewers = conn.execute(
+                    "SELECT id, name, token_sha256, n_assigned, n_scored, n_half FROM reviewers ORDER BY id").fetchall()
+                assignments = conn.execute(
+                    "SELECT a.item_id, a.reviewer_id, a.scored FROM assignments a JOIN items i ON i.id = a.item_id"
+                    " ORDER BY a.assigned_at, i.position").fetchall()
+                scores = conn.execute("SELECT item_id, reviewer_id, score, note FROM scores").fetchall()
+                pool = dict(conn.execute("SELECT key, value FROM pool").fetchall())
+            finally:
+                conn.execute("COMMIT")
+        return Snapshot(
+            items=[(int(i), bool(r), int(q)) for i, r, q in items],
+            reviewers=[(int(a), str(b), str(c), int(d), int(e), int(f)) for a, b, c, d, e, f in reviewers],
+            assignments=[(int(i), int(r), bool(s)) for i, r, s in assignments],
+            scores=[(int(i), int(r), int(s), str(n)) for i, r, s, n in scores],
+            pool={str(k): int(v) for k, v in pool.items()},
+        )
+
+    def reviewer_row(self, token: str) -> tuple[int, str, int, int, int] | None:
+        """``(id, name, n_assigned, n_scored, n_half)`` of the reviewer with this token."""
+        with self._read() as conn:
+            row = conn.execute("SELECT id, name, n_assigned, n_scored, n_half FROM reviewers WHERE token_sha256 = ?",
+                               (hash_token(token),)).fetchone()
+        return None if row is None else (int(row[0]), str(row[1]), int(row[2]), int(row[3]), int(row[4]))
+
+    def reviewer_work(self, reviewer_id: int) -> tuple[list[tuple[int, bool]], list[tuple[int, int, str]]]:
+        """One reviewer's ``[(item_id, scored)]`` in hand-out order and ``[(item_id, score, note)]``."""
+        with self._read() as conn:
+            conn.execute("BEGIN")
+            try:
+                held = conn.execute(
+                    "SELECT a.item_id, a.scored FROM assignments a JOIN items i ON i.id = a.item_id"
+                    " WHERE a.reviewer_id = ? ORDER BY a.assigned_at, i.position", (reviewer_id,)).fetchall()
+                scores = conn.execute("SELECT item_id, score, note FROM scores WHERE reviewer_id = ?",
+                                      (reviewer_id,)).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        return [(int(i), bool(s)) for i, s in held], [(int(i), int(s), str(n)) for i, s, n in scores]
 
     def progress(self, reviewer_id: int) -> dict[str, int]:
         """Counts for the progress bar: this reviewer's and the whole pool's (index range
@@ -665,12 +732,18 @@ class ReviewDB:
 
 
 # -- the statements of one write or read (they take a connection: the queue runs them) -------
-def _check_score(score: object, note: object) -> str:
+def check_score(score: object, note: object) -> str:
+    """The note, stripped; ``ReviewDBError`` when the score is not on the scale or the note is
+    not text (too long, or a lone surrogate that is not UTF-8 text)."""
     if isinstance(score, bool) or not isinstance(score, int) or score not in SCALE:
         raise ReviewDBError(f"score must be one of {list(SCALE)}, got {score!r}")
     if not isinstance(note, str):
         raise ReviewDBError("note must be a string")
     note = note.strip()
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ReviewDBError(f"note is not text: {exc.reason} at position {exc.start}") from exc
     if len(note) > MAX_NOTE_CHARS:
         raise ReviewDBError(f"note is {len(note)} characters, at most {MAX_NOTE_CHARS} allowed")
     return note
@@ -704,23 +777,43 @@ def _claim(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
         if row is None:
             continue
         item_id = int(row[0])
-        conn.execute(
-            "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
-            (item_id, reviewer_id, time.time()),
-        )
-        conn.execute("UPDATE items SET n_assigned = n_assigned + 1 WHERE id = ?", (item_id,))
-        conn.execute("UPDATE reviewers SET n_assigned = n_assigned + 1 WHERE id = ?", (reviewer_id,))
-        if n_assigned + 1 >= REVIEWS_PER_ITEM:  # the item is full now: no longer half-held by the others
-            conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'full'")
-            conn.execute(
-                """UPDATE reviewers SET n_half = n_half - 1 WHERE id IN
-                   (SELECT reviewer_id FROM assignments WHERE item_id = ? AND reviewer_id != ?)""",
-                (item_id, reviewer_id),
-            )
-        else:
-            conn.execute("UPDATE reviewers SET n_half = n_half + 1 WHERE id = ?", (reviewer_id,))
+        _assign(conn, reviewer_id, item_id, n_assigned)
         return item_id
     return None
+
+
+def _assign(conn: sqlite3.Connection, reviewer_id: int, item_id: int, n_assigned: int) -> None:
+    """Hand ``item_id`` (held by ``n_assigned`` reviewers so far) to ``reviewer_id``, counters included."""
+    conn.execute(
+        "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
+        (item_id, reviewer_id, time.time()),
+    )
+    conn.execute("UPDATE items SET n_assigned = n_assigned + 1 WHERE id = ?", (item_id,))
+    conn.execute("UPDATE reviewers SET n_assigned = n_assigned + 1 WHERE id = ?", (reviewer_id,))
+    if n_assigned + 1 >= REVIEWS_PER_ITEM:  # the item is full now: no longer half-held by the others
+        conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'full'")
+        conn.execute(
+            """UPDATE reviewers SET n_half = n_half - 1 WHERE id IN
+               (SELECT reviewer_id FROM assignments WHERE item_id = ? AND reviewer_id != ?)""",
+            (item_id, reviewer_id),
+        )
+    else:
+        conn.execute("UPDATE reviewers SET n_half = n_half + 1 WHERE id = ?", (reviewer_id,))
+
+
+def _record_claim(conn: sqlite3.Connection, reviewer_id: int, item_id: int) -> int:
+    """Store a claim decided elsewhere (``ravst.review.state``); refuses one the rows contradict."""
+    row = conn.execute("SELECT n_assigned, reviewable FROM items WHERE id = ?", (item_id,)).fetchone()
+    held = conn.execute(
+        "SELECT 1 FROM assignments WHERE item_id = ? AND reviewer_id = ?", (item_id, reviewer_id)
+    ).fetchone()
+    if row is None or not row[1] or int(row[0]) >= REVIEWS_PER_ITEM or held is not None:
+        raise ReviewDBError(
+            f"claim of item {item_id} by reviewer {reviewer_id} contradicts the database "
+            f"(item row {None if row is None else tuple(row)}, already held: {held is not None})"
+        )
+    _assign(conn, reviewer_id, item_id, int(row[0]))
+    return item_id
 
 
 def _score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int, note: str,
