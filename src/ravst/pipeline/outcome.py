@@ -9,7 +9,7 @@ failures of the earlier stages (:func:`upstream_failures`).
 >>> import tempfile
 >>> with tempfile.TemporaryDirectory() as d:
 ...     (Path(d) / "annotate").mkdir()
-...     _ = (Path(d) / "annotate" / "failures.jsonl").write_text('{"key": "half", "error": "E: cut"}\n')
+...     _ = (Path(d) / "annotate" / "failures.jsonl").write_text('{"key": "half", "error": "E: cut"}\\n')
 ...     _ = (Path(d) / "annotate" / "manifest.json").write_text("{}")  # annotate ran
 ...     upstream_failures(d, "qa")
 {'annotate': {'videos': 1, 'failures': 'annotate/failures.jsonl'}}
