@@ -12,7 +12,7 @@ import pytest
 from ravst.formats.official import read_official, write_official
 from ravst.parsing import parse_answer
 from ravst.pipeline.config import QAConfig, SplitConfig, StatsConfig
-from ravst.pipeline.qa import TEMPLATES, generate_checked, generate_qas
+from ravst.pipeline.qa import TEMPLATES, box_iou, generate_checked, generate_qas, same_box_frames
 from ravst.pipeline.split import split_counts, split_items
 from ravst.pipeline.stats import plot_figure3, table1_counts
 from ravst.types import Task
@@ -124,6 +124,59 @@ def test_suspicious_ground_truth_is_flagged() -> None:
     assert _flags([[10, 10, 30, 30], empty, empty, empty], [1.0, 2.0, 3.0, 4.0]) == ["rarely_found"]
     assert _flags([[10, 10, 30, 30], [10, 10, 30, 30], empty, empty], [1.0, 2.0, 3.0, 4.0]) == []
     assert _flags([[10, 10, 30, 30], empty, empty, empty], [1.0, 2.0, 3.0, 4.0], sounding=False) == []
+
+
+def _singer(person: list[list[float]], guitar: bool = False) -> dict[str, object]:
+    """A merged event: the man sings (sounding), a 'person' (and maybe a guitar) is silent.
+    Frame 200 x 100 px, times 1-4 s; the man has no box at 3 s."""
+    empty = [0, 0, 0, 0]
+    man = [[10, 10, 50, 90], [12, 10, 52, 90], empty, [10, 10, 50, 90]]
+    objects = [{"name": "man", "audible": True}, {"name": "person", "audible": False}]
+    tracks = [{"name": "man", "times_s": [1.0, 2.0, 3.0, 4.0], "xyxy": man},
+              {"name": "person", "times_s": [1.0, 2.0, 3.0, 4.0], "xyxy": person}]
+    if guitar:
+        objects.append({"name": "guitar", "audible": False})
+        tracks.append({"name": "guitar", "times_s": [1.0, 2.0, 3.0, 4.0], "xyxy": [[150, 50, 190, 90]] * 4})
+    return {"video_id": "v", "duration_s": 30.0, "width": 200, "height": 100, "events": [
+        {"index": 0, "label": "male singing", "start_s": 1.0, "end_s": 4.0, "objects": objects, "tracks": tracks}]}
+
+
+def test_a_silent_object_on_a_sounding_objects_boxes_is_left_out() -> None:
+    """Boxes 40 x 80 px (3,200 px2). The silent 'person' at 1 s is the man's box (IoU 1); at 2 s
+    [20, 10, 60, 90] vs the man's [12, 10, 52, 90]: overlap 32 x 80 = 2,560, union 6,400 - 2,560
+    = 3,840, IoU 0.667; at 3 s the man has no box (not a shared frame); at 4 s it is elsewhere (IoU
+    0). Same box in 2 of 3 shared frames > 0.5: the silent QA is not written, the man's box QAs are
+    flagged. With [30, 10, 70, 90] at 2 s (overlap 22 x 80 = 1,760, IoU 1,760 / 4,640 = 0.379) it
+    is 1 of 3: nothing happens."""
+    assert box_iou([12, 10, 52, 90], [20, 10, 60, 90]) == pytest.approx(2560 / 3840)
+    assert box_iou([12, 10, 52, 90], [30, 10, 70, 90]) == pytest.approx(1760 / 4640)
+    near = [[10, 10, 50, 90], [20, 10, 60, 90], [10, 10, 50, 90], [100, 10, 140, 90]]
+    rec = _singer(near)
+    tracks = {t["name"]: t for t in rec["events"][0]["tracks"]}  # type: ignore[index]
+    assert same_box_frames(tracks["person"], tracks["man"], 0.5) == (2, 3)
+    checked = generate_checked(rec, QAConfig())
+    assert [q.kind for q in checked.items] == ["temporal", "spatial-sounding", "spatiotemporal"]
+    assert checked.dropped == {"silent_on_sounding": 1} and checked.objects_dropped == {"on_sounding_object": 1}
+    flags = [[(f["reason"], f["object"]) for f in m.flags] for m in checked.metas]
+    assert flags == [[], [("silent_on_sounding", "man")], [("silent_on_sounding", "man")]]  # temporal: no boxes
+    assert checked.metas[1].flags[0]["detail"].startswith(
+        "in 2 of the 3 frames where both have a box, a 'person' box is on a 'man' box (IoU >= 0.5)")
+    # a stricter IoU (0.7 > 0.667): 1 of 3 frames, the person stays silent
+    assert [q.kind for q in generate_checked(rec, QAConfig(same_box_iou=0.7)).items] == [
+        "temporal", "spatial-sounding", "spatial-silent", "spatiotemporal"]
+    # IoU 0.379 at 2 s: 1 of 3 shared frames, not most: nothing happens
+    far = [[10, 10, 50, 90], [30, 10, 70, 90], [10, 10, 50, 90], [100, 10, 140, 90]]
+    checked = generate_checked(_singer(far), QAConfig())
+    assert [q.kind for q in checked.items] == ["temporal", "spatial-sounding", "spatial-silent", "spatiotemporal"]
+    assert checked.dropped == {} and not any(m.flags for m in checked.metas)
+    # a second silent object elsewhere keeps the silent QA, which names it alone and is flagged
+    checked = generate_checked(_singer(near, guitar=True), QAConfig())
+    silent = next(i for i, q in enumerate(checked.items) if q.kind == "spatial-silent")
+    assert checked.items[silent].answer.objects == ("guitar",)
+    assert [(f["reason"], f["object"]) for f in checked.metas[silent].flags] == [("silent_on_sounding", "person")]
+    assert checked.dropped == {} and checked.objects_dropped == {"on_sounding_object": 1}
+    with pytest.raises(ValueError, match="same_box_iou"):
+        QAConfig(same_box_iou=0.0)
 
 
 def test_one_answer_per_question_in_a_video() -> None:

@@ -82,16 +82,25 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
+    from ravst.pipeline.outcome import failed_videos_line, stage_lines
+
     code = 0
     for name, result in results.items():
-        state = "up to date" if result.skipped else "done"
-        log.info("%s: %s (%d ok, %d failed) -> %s", name, state, result.num_ok, result.num_failed, result.stage_dir)
         if stage_failed(result):
             log.error("%s: all %d record(s) failed; see %s (a re-run retries them)",
                       name, result.num_failed, result.failures_path)
             code = 1
+    not_run: tuple[str, ...] = ()
+    if args.stage == "all" and code:  # run_all stopped after a stage where every record failed
+        wanted = [n for n in STAGES if n != "annotate" or cfg.videos_dir]
+        not_run = tuple(wanted[wanted.index(list(results)[-1]) + 1:])
+    for level, line in stage_lines(results, cfg.out_dir, not_run):
+        log.log(level, "%s", line)
     if args.stage != "filter":
         for line in build_provenance(cfg.out_dir)["warnings"]:
             log.warning("this build's ground truth is a baseline: %s (marked in the manifests, qa/summary.json, "
                         "the QA sidecar and reports)", line)
+    failed = failed_videos_line(results, cfg.out_dir, code)
+    if failed:  # the last line of the run
+        log.warning("%s", failed)
     return code

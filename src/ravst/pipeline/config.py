@@ -245,6 +245,13 @@ class QAConfig:
     flag_area_frac: float = _h("flag 'box_covers_frame': a box covers more than this fraction of the frame", 0.9)
     flag_min_found_frac: float = _h(
         "flag 'rarely_found': a sounding object has a box in fewer than this fraction of its event's frames", 0.3)
+    same_box_iou: float = _h(
+        "'silent_on_sounding': a silent object's box and a sounding object's box overlapping with at least "
+        "this IoU are on the same thing", 0.5)
+    same_box_frac: float = _h(
+        "'silent_on_sounding': a silent object whose boxes are on a sounding object's (same_box_iou) in more "
+        "than this fraction of the frames where both have a box is left out of the silent QA, and the "
+        "sounding object's box QAs are flagged", 0.5)
 
     def __post_init__(self) -> None:
         kinds = ("spatiotemporal", "spatial-sounding", "spatial-silent")
@@ -259,7 +266,10 @@ class QAConfig:
             raise ValueError(f"QAConfig.require_boxes: unknown kind(s) {bad}; known: {list(kinds)} (or true/false)")
         object.__setattr__(self, "require_boxes", value)
         _unit("QAConfig", flag_jump_frac=self.flag_jump_frac, flag_area_frac=self.flag_area_frac,
-              flag_min_found_frac=self.flag_min_found_frac)
+              flag_min_found_frac=self.flag_min_found_frac, same_box_iou=self.same_box_iou,
+              same_box_frac=self.same_box_frac)
+        if self.same_box_iou <= 0.0:
+            raise ValueError(f"QAConfig.same_box_iou must be in (0, 1], got {self.same_box_iou!r}")
 
 
 @dataclass(frozen=True)

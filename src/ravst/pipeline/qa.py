@@ -20,7 +20,12 @@ with another answer.
 Ground truth the builder can vouch for (annotated events): an object with no box in any frame
 of its event ("never detected") is left out of the event's QAs; a QA left without any object is
 not written (``never_detected``), never written as silent or with ``[0, 0, 0, 0]`` rows.
-Per-event checks flag suspicious ground truth for review (:data:`FLAG_REASONS`).
+Per-event checks flag suspicious ground truth for review (:data:`FLAG_REASONS`). A silent
+object whose boxes coincide with a sounding object's (:func:`same_box_frames`) is the same thing
+under two names, or a detector that put both names on one thing: one box cannot answer both
+"what sounds" and "what is silent", and the builder cannot tell which name is right, so the
+silent object is left out of the silent QA (counted) and the sounding object's box QAs are
+flagged ``silent_on_sounding``.
 :func:`generate_checked` returns the QAs, one :class:`QAMeta` per QA (flags, box provenance) and
 the counts of the QAs not written, by reason (:data:`DROP_REASONS`).
 
@@ -42,8 +47,8 @@ from typing import Any
 from ravst.pipeline.config import QAConfig
 from ravst.types import Answer, QAItem, Span, Task, Track
 
-__all__ = ["DROP_REASONS", "FLAG_REASONS", "TEMPLATES", "CheckedQAs", "QAMeta", "generate_checked", "generate_qas",
-           "read_sidecar", "sidecar_path"]
+__all__ = ["DROP_REASONS", "FLAG_REASONS", "TEMPLATES", "CheckedQAs", "QAMeta", "box_iou", "generate_checked",
+           "generate_qas", "read_sidecar", "same_box_frames", "sidecar_path"]
 
 TEMPLATES = {
     "temporal": "When is the moment {objects} makes sound and is visible?",
@@ -56,6 +61,8 @@ DROP_REASONS = {
     "never_detected": "every object of the QA has no box in any frame of its event",
     "no_boxes": "every box of the answer is [0, 0, 0, 0] and the kind is in qa.require_boxes",
     "duplicate_question": "an earlier event of the video already asked this question (qa.unique_questions)",
+    "silent_on_sounding": "every object of a spatial-silent QA has its boxes on a sounding object of the event "
+                          "(qa.same_box_iou, qa.same_box_frac)",
 }
 FLAG_REASONS = {
     "box_jump": "an object's box centre moves more than qa.flag_jump_frac of the frame diagonal between two "
@@ -63,6 +70,9 @@ FLAG_REASONS = {
     "box_covers_frame": "a box covers more than qa.flag_area_frac of the frame",
     "rarely_found": "a sounding object has a box in fewer than qa.flag_min_found_frac of its event's frames",
     "object_left_out": "an object of the event was never detected and is not named in this QA",
+    "silent_on_sounding": "a silent object's boxes coincide with a sounding object's (IoU >= qa.same_box_iou in "
+                          "more than qa.same_box_frac of the frames where both have a box): the silent object is "
+                          "left out of the silent QA, and the box QAs naming the sounding object are flagged",
 }
 
 
@@ -138,6 +148,45 @@ def _object_flags(track: dict[str, Any], sounding: bool, width: float, height: f
     return flags
 
 
+def box_iou(a: Any, b: Any) -> float:
+    """Intersection over union of two ``[x1, y1, x2, y2]`` boxes (0 for empty ones).
+
+    >>> box_iou([0, 0, 10, 10], [5, 0, 15, 10])  # 50 / 150
+    0.3333333333333333
+    """
+    iw = min(float(a[2]), float(b[2])) - max(float(a[0]), float(b[0]))
+    ih = min(float(a[3]), float(b[3])) - max(float(a[1]), float(b[1]))
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = ((float(a[2]) - float(a[0])) * (float(a[3]) - float(a[1]))
+             + (float(b[2]) - float(b[0])) * (float(b[3]) - float(b[1])) - inter)
+    return inter / union if union > 0 else 0.0
+
+
+def _boxes_by_time(track: dict[str, Any]) -> dict[float, list[Any]]:
+    out: dict[float, list[Any]] = {}
+    for t, box in zip(track["times_s"], track["xyxy"], strict=True):
+        if _nonempty(box):
+            out.setdefault(float(t), []).append(box)
+    return out
+
+
+def same_box_frames(a: dict[str, Any], b: dict[str, Any], iou: float) -> tuple[int, int]:
+    """``(same, shared)``: of the ``shared`` frame times where both tracks have a box, the number
+    where some box of ``a`` and some box of ``b`` overlap with IoU >= ``iou``.
+
+    >>> man = {"times_s": [1.0, 2.0, 3.0], "xyxy": [[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 0, 0]]}
+    >>> person = {"times_s": [1.0, 2.0, 3.0], "xyxy": [[0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 10, 10]]}
+    >>> same_box_frames(person, man, 0.5)
+    (1, 2)
+    """
+    boxes_a, boxes_b = _boxes_by_time(a), _boxes_by_time(b)
+    shared = sorted(set(boxes_a) & set(boxes_b))
+    same = sum(1 for t in shared if max(box_iou(p, q) for p in boxes_a[t] for q in boxes_b[t]) >= iou)
+    return same, len(shared)
+
+
 def _box_summary(tracks: list[dict[str, Any]]) -> dict[str, Any]:
     sources: Counter[str] = Counter()
     scores: list[float] = []
@@ -182,13 +231,35 @@ def generate_checked(record: dict[str, Any], cfg: QAConfig) -> CheckedQAs:
                     objects_dropped["never_detected"] += 1
                 else:
                     flags_of[name] = _object_flags(track, name in sounding, width, height, cfg)
+        on_sounding: dict[str, dict[str, str]] = {}  # silent name -> its flag (the object left out)
+        box_flags_of: dict[str, list[dict[str, str]]] = {}  # sounding name -> flags of its box QAs
+        if raw_tracks is not None:
+            for name in silent:
+                if name in undetected:
+                    continue
+                for other in sounding:
+                    if other in undetected:
+                        continue
+                    same, shared = same_box_frames(raw_tracks[name], raw_tracks[other], cfg.same_box_iou)
+                    if not (shared and same > cfg.same_box_frac * shared):
+                        continue
+                    where = (f"in {same} of the {shared} frames where both have a box, a {name!r} box is on a "
+                             f"{other!r} box (IoU >= {cfg.same_box_iou:g})")
+                    on_sounding[name] = {"reason": "silent_on_sounding", "object": name,
+                                         "detail": f"{where}; {name!r} is silent, {other!r} sounds: not named"}
+                    box_flags_of.setdefault(other, []).append(
+                        {"reason": "silent_on_sounding", "object": other,
+                         "detail": f"{where}: one box cannot be both; which name is right is unknown"})
+                    objects_dropped["on_sounding_object"] += 1
+                    break
 
-        def keep(names: list[str], undetected: set[str] = undetected) -> tuple[list[str], list[dict[str, str]]]:
-            kept = [n for n in names if n not in undetected]
+        def keep(names: list[str], undetected: set[str] = undetected,
+                 on_sounding: dict[str, dict[str, str]] = on_sounding) -> tuple[list[str], list[dict[str, str]]]:
+            kept = [n for n in names if n not in undetected and n not in on_sounding]
             left = [{"reason": "object_left_out", "object": n,
                      "detail": f"{n!r} is an object of this event but was never detected; not named"}
                     for n in names if n in undetected]
-            return kept, left
+            return kept, left + [on_sounding[n] for n in names if n in on_sounding]
 
         todo: list[tuple[Task, str, Answer, dict[str, Any], list[str], list[dict[str, str]], list[dict[str, Any]]]] = []
         if cfg.temporal and sounding:
@@ -206,7 +277,7 @@ def generate_checked(record: dict[str, Any], cfg: QAConfig) -> CheckedQAs:
                 continue
             names, left = keep(names_list)
             if not names:
-                dropped["never_detected"] += 1
+                dropped["silent_on_sounding" if any(n in on_sounding for n in names_list) else "never_detected"] += 1
                 continue
             chosen = [raw_tracks[n] for n in names]
             if kind in cfg.require_boxes and not any(_nonempty(b) for t in chosen for b in t["xyxy"]):
@@ -241,6 +312,8 @@ def generate_checked(record: dict[str, Any], cfg: QAConfig) -> CheckedQAs:
                           task=task, k=k, question=question, answer=answer,
                           category=event.get("label"), **extra)
             flags = [f for n in names for f in flags_of.get(n, [])] + left
+            if chosen and extra.get("sounding", True):  # a box QA of sounding objects
+                flags += [f for n in names for f in box_flags_of.get(n, [])]
             metas.append(QAMeta(item.qa_id, item.kind, tuple(names), tuple(flags),
                                 _box_summary(chosen) if chosen else {}))
             items.append(item)

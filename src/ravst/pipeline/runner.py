@@ -303,7 +303,11 @@ def run_stage(
     }
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     journal_path.unlink(missing_ok=True)
-    log.info("stage %s: %d ok, %d failed -> %s", stage, len(ok), len(failed), output_path)
+    if failed:
+        log.warning("stage %s: %d ok, %d FAILED -> %s; failures (video, reason): %s", stage, len(ok), len(failed),
+                    output_path, failures_path)
+    else:
+        log.info("stage %s: %d ok, 0 failed -> %s", stage, len(ok), output_path)
     return result
 
 

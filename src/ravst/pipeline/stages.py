@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ravst.pipeline.config import PipelineConfig, StartupError, config_fingerprint
+from ravst.pipeline.outcome import failed_keys, upstream_failures
 from ravst.pipeline.runner import (
     StageResult,
     atomic_write_text,
@@ -362,8 +363,10 @@ class _QAFn:
                 "objects_dropped": checked.objects_dropped}
 
 
-def qa_summary(rows: list[dict[str, Any]], provenance: dict[str, Any]) -> dict[str, Any]:
-    """``qa/summary.json``: QAs written (per kind), QAs not written and QAs flagged, by reason."""
+def qa_summary(rows: list[dict[str, Any]], provenance: dict[str, Any],
+               failed: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """``qa/summary.json``: QAs written (per kind), QAs not written and QAs flagged, by reason,
+    and the videos that failed (in this or an earlier stage: ``failed``, by stage), so none."""
     from collections import Counter
 
     kinds: Counter[str] = Counter()
@@ -383,6 +386,7 @@ def qa_summary(rows: list[dict[str, Any]], provenance: dict[str, Any]) -> dict[s
             "dropped": dict(sorted(dropped.items())), "dropped_total": sum(dropped.values()),
             "objects_dropped": dict(sorted(objects_dropped.items())),
             "flagged": dict(sorted(flagged.items())), "flagged_qas": flagged_qas,
+            "failed": dict(failed or {}), "failed_videos": sum(f["videos"] for f in (failed or {}).values()),
             "baseline": provenance["baseline"], "warnings": provenance["warnings"],
             "analyzer": provenance["analyzer"], "detector": provenance["detector"]}
 
@@ -419,6 +423,11 @@ def run_qa(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     if source.parent.name == "analyze":
         provenance["detector"] = None
     fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.qa))
+    upstream = upstream_failures(cfg.out_dir, "qa")
+
+    def failed_here(result: StageResult) -> dict[str, dict[str, Any]]:
+        own = failed_keys(result.stage_dir)
+        return {**upstream, **({"qa": {"videos": len(own), "failures": "qa/failures.jsonl"}} if own else {})}
 
     def finalize(result: StageResult) -> None:  # before the manifest: never a stale final file
         final = result.stage_dir / "r_avst_qa.json"
@@ -429,11 +438,12 @@ def run_qa(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         os.replace(tmp, final)
         write_sidecar(final, [m for row in rows for m in row["qas"]], provenance)
         atomic_write_text(result.stage_dir / "summary.json",
-                          json.dumps(qa_summary(rows, provenance), indent=2) + "\n")
+                          json.dumps(qa_summary(rows, provenance, failed_here(result)), indent=2) + "\n")
 
     result = run_stage(cfg.out_dir, "qa", [(r["video_id"], r) for r in records], _QAFn(cfg.qa),
                        fingerprint=fingerprint, progress=progress, finalize=finalize, inputs=[source],
-                       extra_manifest={"baseline": provenance["baseline"], "warnings": provenance["warnings"],
+                       extra_manifest={"failed_upstream": upstream,
+                                       "baseline": provenance["baseline"], "warnings": provenance["warnings"],
                                        "analyzer": provenance["analyzer"], "detector": provenance["detector"]})
     if not all((result.stage_dir / name).exists() for name in ("r_avst_qa.json", "r_avst_qa.meta.json",
                                                                  "summary.json")):  # e.g. deleted by hand
