@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,7 +276,9 @@ def iter_frames_at(
         container.close()
 
 
-def iter_frames_by_index(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, float, np.ndarray]]:
+def iter_frames_by_index(
+    path: str | Path, indices: Iterable[int]
+) -> Generator[tuple[int, float, np.ndarray], None, None]:
     """Yield ``(index, real_time_s, rgb_uint8_HxWx3)`` for the frames at the given positions of
     the video stream (0 = its first frame, in presentation order, as decord's ``get_batch`` and
     qwen-vl-utils count them), in ascending index order; a repeated index yields the frame again.
