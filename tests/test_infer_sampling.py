@@ -135,10 +135,10 @@ def test_resize_error_propagates_and_closes_the_decoder(videos_dir: Path, monkey
     closed: list[int] = []
     calls: list[int] = []
 
-    def tracked(path, indices):  # type: ignore[no-untyped-def]
+    def tracked(path, indices, **kw):  # type: ignore[no-untyped-def]
         n = 0
         try:
-            for item in real_iter(path, indices):
+            for item in real_iter(path, indices, **kw):
                 n += 1
                 yield item
         finally:

@@ -50,6 +50,7 @@ __all__ = [
     "FRAME_FACTOR",
     "PAPER_MAX_PIXELS",
     "PAPER_MIN_PIXELS",
+    "RESIZE_MODES",
     "TEMPORAL_PATCH_SIZE",
     "VIDEO_MAX_PIXELS",
     "VIDEO_MIN_PIXELS",
@@ -84,6 +85,7 @@ FPS_MAX_FRAMES = 768
 TEMPORAL_PATCH_SIZE = 2  # Qwen2.5-VL / Omni vision tower: 2 frames per temporal patch
 AUDIO_SAMPLE_RATE = 16000  # Whisper-style feature extractors (Qwen2.5-Omni)
 _MAX_ASPECT = 200.0
+RESIZE_MODES = ("reference", "fast")
 _RESIZE_AHEAD = 2  # decoded full-size frames that may wait for the resize worker
 _warned_caps: set[int] = set()
 
@@ -110,6 +112,14 @@ class SamplingConfig:
     max_audio_s: float | None = field(
         default=None, metadata={"help": "cut audio longer than this (logged); None keeps all of it"}
     )
+    resize: str = field(
+        default="reference",
+        metadata={
+            "help": "'reference': antialiased bicubic from full-size RGB (qwen-vl-utils' filter); 'fast': "
+            "one swscale pass YUV -> RGB at the input size (about half the CPU per frame; pixels further "
+            "from the reference, see docs/inference.md)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.fps) and self.fps > 0):
@@ -130,6 +140,8 @@ class SamplingConfig:
             raise ValueError(f"SamplingConfig.total_pixels ({self.total_pixels}) is below min_pixels")
         if self.max_audio_s is not None and not self.max_audio_s > 0:
             raise ValueError(f"SamplingConfig.max_audio_s must be > 0, got {self.max_audio_s}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"SamplingConfig.resize must be one of {RESIZE_MODES}, got {self.resize!r}")
 
     @property
     def frame_min_pixels(self) -> int:
@@ -265,7 +277,8 @@ class SampledVideo:
     ``sample_fps`` the rate the model is told (qwen-vl-utils': ``T / source_num_frames *
     source_fps``; 0.0 = measure it from ``times_s``); ``audio`` is mono float32 at
     ``audio_sample_rate`` covering ``[0, audio_s]`` (None when not requested or when the file has
-    no audio); ``audio_cut_s`` is how many seconds a limit removed (0 when none).
+    no audio); ``audio_cut_s`` is how many seconds a limit removed (0 when none); ``resize`` the
+    :attr:`SamplingConfig.resize` mode the frames were made with.
     """
 
     path: str
@@ -281,6 +294,7 @@ class SampledVideo:
     audio_sample_rate: int = AUDIO_SAMPLE_RATE
     audio_cut_s: float = 0.0
     sample_fps: float = 0.0
+    resize: str = "reference"
 
     @property
     def sampled_fps(self) -> float:
@@ -343,8 +357,9 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
     frames = np.empty((len(wanted), in_h, in_w, 3), dtype=np.uint8)
     real = np.empty(len(wanted), dtype=np.float64)
     got: list[int] = []
-    decoded = iter_frames_by_index(path, wanted.tolist())
-    if (in_w, in_h) == (info.width, info.height):
+    fast = cfg.resize == "fast"
+    decoded = iter_frames_by_index(path, wanted.tolist(), size_wh=(in_w, in_h) if fast else None)
+    if fast or (in_w, in_h) == (info.width, info.height):
         for i, (index, t, image) in enumerate(decoded):
             frames[i] = image
             real[i] = t
@@ -380,6 +395,7 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
         audio=audio,
         audio_cut_s=cut,
         sample_fps=sample_fps(len(wanted), total, info.fps),
+        resize=cfg.resize,
     )
 
 
