@@ -12,7 +12,7 @@ Ratios measured in one run (``--ratios``, the default part; issue 10's performan
 * ``sample_video`` / PyAV called directly on the same clip and the same frame indices (open,
   threaded decode straight through, ``to_ndarray("rgb24")`` of the selected frames, stop after the
   last): 480p real clip, 720p and 1080p made from a real clip (upscaled, libx264) in a temp dir;
-  1 and 2 fps. Goal <= 1.1x.
+  1 and 2 fps. Goal <= 1.1x. Also ``resize="fast"`` (one swscale pass, an opt-in) on the same clips.
 * the ``av-signal`` baseline on the spatial QAs of each real clip (2 per clip, boxes need frames)
   / one plain decode pass over the same clip (every frame decoded, none converted). Goal <= 1.1x.
 
@@ -23,7 +23,9 @@ Usage: .venv/bin/python benchmarks/bench_infer_io.py [--videos ../shared/data/vi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
+import os
 import resource
 import tempfile
 import time
@@ -161,9 +163,10 @@ def ratios(videos: Path, repeat: int) -> None:
     from ravst.models.sampling import SamplingConfig, sample_video
     from ravst.types import Answer, QAItem, Span, Task
 
-    print("## sample_video vs PyAV direct (same frame indices), best of", repeat)
-    print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("## sample_video vs PyAV direct (same frame indices), best of", repeat, "; load average %.1f %.1f %.1f"
+          % os.getloadavg())
+    print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio | resize=fast s | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         base = videos / "moviepy_1_basketball.mp4"
         clips = [
@@ -179,8 +182,12 @@ def ratios(videos: Path, repeat: int) -> None:
                 v = sample_video(clip, cfg)
                 t_direct = best_of(repeat, lambda c=clip, i=list(v.frame_indices): pyav_direct(c, i))
                 t_ours = best_of(repeat, lambda c=clip, k=cfg: sample_video(c, k))
+                fast = dataclasses.replace(cfg, resize="fast")
+                t_fast = best_of(repeat, lambda c=clip, k=fast: sample_video(c, k))
                 print(f"| {clip.name} | {info.width}x{info.height} | {fps:g} | {len(v.frame_indices)} | "
-                      f"{v.input_wh[0]}x{v.input_wh[1]} | {t_direct:.3f} | {t_ours:.3f} | {t_ours / t_direct:.2f} |")
+                      f"{v.input_wh[0]}x{v.input_wh[1]} | {t_direct:.3f} | {t_ours:.3f} | {t_ours / t_direct:.2f} | "
+                      f"{t_fast:.3f} | {t_fast / t_direct:.2f} |")
+    print("load average after: %.1f %.1f %.1f" % os.getloadavg())
 
     print("\n## av-signal (2 spatial QAs per clip) vs one plain decode pass, best of", repeat)
     print("| clip | plain decode s | av-signal boxes s | ratio |")

@@ -64,7 +64,8 @@ def test_frame_indices_hand_computed() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"fps": 0}, {"max_frames": 1}, {"min_frames": 0}, {"min_pixels": 10, "max_pixels": 5}, {"max_audio_s": -1.0}],
+    [{"fps": 0}, {"max_frames": 1}, {"min_frames": 0}, {"min_pixels": 10, "max_pixels": 5}, {"max_audio_s": -1.0},
+     {"resize": "bicubic"}],
 )
 def test_sampling_config_validates(kwargs: dict) -> None:
     with pytest.raises(ValueError):
@@ -125,6 +126,22 @@ def test_pipelined_resize_equals_frame_by_frame(videos_dir: Path) -> None:
     same = sample_video(clip, SamplingConfig(fps=2.0, factor=2))
     assert same.input_wh == same.original_wh
     assert np.array_equal(same.frames, np.stack([image for _, _, image in serial]))
+
+
+def test_infer_resize_flag(caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+
+    from ravst.infer import _sampling, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--qa", "q.json", "--videos", "v", "--backend", "random", "--out", "o.jsonl"]
+    assert _sampling(parser.parse_args(base)).resize == "reference"
+    with caplog.at_level("WARNING", logger="ravst.infer"):
+        assert _sampling(parser.parse_args([*base, "--resize", "fast"])).resize == "fast"
+    assert "--resize fast" in caplog.text
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--resize", "bicubic"])
 
 
 def test_resize_error_propagates_and_closes_the_decoder(videos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
