@@ -163,8 +163,8 @@ def ratios(videos: Path, repeat: int) -> None:
     from ravst.models.sampling import SamplingConfig, sample_video
     from ravst.types import Answer, QAItem, Span, Task
 
-    print("## sample_video vs PyAV direct (same frame indices), best of", repeat, "; load average %.1f %.1f %.1f"
-          % os.getloadavg())
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print("## sample_video vs PyAV direct (same frame indices), best of", repeat, "; load average", load)
     print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio | resize=fast s | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,7 +187,7 @@ def ratios(videos: Path, repeat: int) -> None:
                 print(f"| {clip.name} | {info.width}x{info.height} | {fps:g} | {len(v.frame_indices)} | "
                       f"{v.input_wh[0]}x{v.input_wh[1]} | {t_direct:.3f} | {t_ours:.3f} | {t_ours / t_direct:.2f} | "
                       f"{t_fast:.3f} | {t_fast / t_direct:.2f} |")
-    print("load average after: %.1f %.1f %.1f" % os.getloadavg())
+    print("load average after:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
     print("\n## av-signal (2 spatial QAs per clip) vs one plain decode pass, best of", repeat)
     print("| clip | plain decode s | av-signal boxes s | ratio |")
