@@ -157,6 +157,20 @@ def best_of(repeat: int, fn: Any) -> float:
     return min(times)
 
 
+def best_interleaved(repeat: int, fns: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Best wall time and best process CPU time (s, all threads) of each function, the functions
+    run in turn in every round so that a change of the machine's load hits them alike."""
+    best: dict[str, tuple[float, float]] = {k: (float("inf"), float("inf")) for k in fns}
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            cpu0, start = os.times(), time.perf_counter()
+            fn()
+            wall, cpu1 = time.perf_counter() - start, os.times()
+            cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+            best[key] = (min(best[key][0], wall), min(best[key][1], cpu))
+    return best
+
+
 def ratios(videos: Path, repeat: int) -> None:
     from ravst.media.video import probe
     from ravst.models.baselines import BaselineBackend
@@ -165,8 +179,11 @@ def ratios(videos: Path, repeat: int) -> None:
 
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print("## sample_video vs PyAV direct (same frame indices), best of", repeat, "; load average", load)
-    print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio | resize=fast s | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    has_fast = "resize" in SamplingConfig.__dataclass_fields__  # not in ravst before issue 10's overlap
+    print("(wall: best of", repeat, "rounds, the three run in turn in each round; CPU: process CPU time, all threads)")
+    print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio | resize=fast s | ratio "
+          "| CPU ratio | CPU ratio fast |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         base = videos / "moviepy_1_basketball.mp4"
         clips = [
@@ -180,13 +197,18 @@ def ratios(videos: Path, repeat: int) -> None:
                 cfg = SamplingConfig(fps=fps)
                 sample_video(clip, cfg)  # warm-up (imports, torch kernels)
                 v = sample_video(clip, cfg)
-                t_direct = best_of(repeat, lambda c=clip, i=list(v.frame_indices): pyav_direct(c, i))
-                t_ours = best_of(repeat, lambda c=clip, k=cfg: sample_video(c, k))
-                fast = dataclasses.replace(cfg, resize="fast")
-                t_fast = best_of(repeat, lambda c=clip, k=fast: sample_video(c, k))
+                fns = {"direct": lambda c=clip, i=list(v.frame_indices): pyav_direct(c, i),
+                       "ours": lambda c=clip, k=cfg: sample_video(c, k)}
+                if has_fast:
+                    fast_cfg = dataclasses.replace(cfg, resize="fast")
+                    fns["fast"] = lambda c=clip, k=fast_cfg: sample_video(c, k)
+                b = best_interleaved(repeat, fns)
+                (t_direct, c_direct), (t_ours, c_ours) = b["direct"], b["ours"]
+                fast = (f"{b['fast'][0]:.3f} | {b['fast'][0] / t_direct:.2f}" if has_fast else "n/a | n/a")
+                c_fast = f"{b['fast'][1] / c_direct:.2f}" if has_fast else "n/a"
                 print(f"| {clip.name} | {info.width}x{info.height} | {fps:g} | {len(v.frame_indices)} | "
                       f"{v.input_wh[0]}x{v.input_wh[1]} | {t_direct:.3f} | {t_ours:.3f} | {t_ours / t_direct:.2f} | "
-                      f"{t_fast:.3f} | {t_fast / t_direct:.2f} |")
+                      f"{fast} | {c_ours / c_direct:.2f} | {c_fast} |")
     print("load average after:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
     print("\n## av-signal (2 spatial QAs per clip) vs one plain decode pass, best of", repeat)
