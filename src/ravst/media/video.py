@@ -285,9 +285,10 @@ def iter_frames_by_index(
     qwen-vl-utils count them), in ascending index order; a repeated index yields the frame again.
 
     Frames are full size, or with ``size_wh=(width, height)`` converted and scaled to that size in
-    one swscale pass (area filter: :data:`FAST_INTERPOLATION`). A requested index past the last decodable frame is served by the last
-    frame only when it is at most one frame period past it or the container claims no longer a
-    duration (counted in a WARNING line); otherwise :class:`TruncatedVideoError` is raised.
+    one swscale pass (area filter: :data:`FAST_INTERPOLATION`). A requested index past the last
+    decodable frame is served by the last frame only when it is at most one frame period past it
+    or the container claims no longer a duration (counted in a WARNING line); otherwise
+    :class:`TruncatedVideoError` is raised.
     """
     import av
 
