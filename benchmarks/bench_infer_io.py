@@ -12,7 +12,7 @@ Ratios measured in one run (``--ratios``, the default part; issue 10's performan
 * ``sample_video`` / PyAV called directly on the same clip and the same frame indices (open,
   threaded decode straight through, ``to_ndarray("rgb24")`` of the selected frames, stop after the
   last): 480p real clip, 720p and 1080p made from a real clip (upscaled, libx264) in a temp dir;
-  1 and 2 fps. Goal <= 1.1x.
+  1 and 2 fps. Goal <= 1.1x. Also ``resize="fast"`` (one swscale pass, an opt-in) on the same clips.
 * the ``av-signal`` baseline on the spatial QAs of each real clip (2 per clip, boxes need frames)
   / one plain decode pass over the same clip (every frame decoded, none converted). Goal <= 1.1x.
 
@@ -23,7 +23,9 @@ Usage: .venv/bin/python benchmarks/bench_infer_io.py [--videos ../shared/data/vi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
+import os
 import resource
 import tempfile
 import time
@@ -155,15 +157,33 @@ def best_of(repeat: int, fn: Any) -> float:
     return min(times)
 
 
+def best_interleaved(repeat: int, fns: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """Best wall time and best process CPU time (s, all threads) of each function, the functions
+    run in turn in every round so that a change of the machine's load hits them alike."""
+    best: dict[str, tuple[float, float]] = {k: (float("inf"), float("inf")) for k in fns}
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            cpu0, start = os.times(), time.perf_counter()
+            fn()
+            wall, cpu1 = time.perf_counter() - start, os.times()
+            cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+            best[key] = (min(best[key][0], wall), min(best[key][1], cpu))
+    return best
+
+
 def ratios(videos: Path, repeat: int) -> None:
     from ravst.media.video import probe
     from ravst.models.baselines import BaselineBackend
     from ravst.models.sampling import SamplingConfig, sample_video
     from ravst.types import Answer, QAItem, Span, Task
 
-    print("## sample_video vs PyAV direct (same frame indices), best of", repeat)
-    print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print("## sample_video vs PyAV direct (same frame indices), best of", repeat, "; load average", load)
+    has_fast = "resize" in SamplingConfig.__dataclass_fields__  # not in ravst before issue 10's overlap
+    print("(wall: best of", repeat, "rounds, the three run in turn in each round; CPU: process CPU time, all threads)")
+    print("| clip | size | fps | frames | input size | PyAV direct s | sample_video s | ratio | resize=fast s | ratio "
+          "| CPU ratio | CPU ratio fast |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         base = videos / "moviepy_1_basketball.mp4"
         clips = [
@@ -177,10 +197,19 @@ def ratios(videos: Path, repeat: int) -> None:
                 cfg = SamplingConfig(fps=fps)
                 sample_video(clip, cfg)  # warm-up (imports, torch kernels)
                 v = sample_video(clip, cfg)
-                t_direct = best_of(repeat, lambda c=clip, i=list(v.frame_indices): pyav_direct(c, i))
-                t_ours = best_of(repeat, lambda c=clip, k=cfg: sample_video(c, k))
+                fns = {"direct": lambda c=clip, i=list(v.frame_indices): pyav_direct(c, i),
+                       "ours": lambda c=clip, k=cfg: sample_video(c, k)}
+                if has_fast:
+                    fast_cfg = dataclasses.replace(cfg, resize="fast")
+                    fns["fast"] = lambda c=clip, k=fast_cfg: sample_video(c, k)
+                b = best_interleaved(repeat, fns)
+                (t_direct, c_direct), (t_ours, c_ours) = b["direct"], b["ours"]
+                fast = (f"{b['fast'][0]:.3f} | {b['fast'][0] / t_direct:.2f}" if has_fast else "n/a | n/a")
+                c_fast = f"{b['fast'][1] / c_direct:.2f}" if has_fast else "n/a"
                 print(f"| {clip.name} | {info.width}x{info.height} | {fps:g} | {len(v.frame_indices)} | "
-                      f"{v.input_wh[0]}x{v.input_wh[1]} | {t_direct:.3f} | {t_ours:.3f} | {t_ours / t_direct:.2f} |")
+                      f"{v.input_wh[0]}x{v.input_wh[1]} | {t_direct:.3f} | {t_ours:.3f} | {t_ours / t_direct:.2f} | "
+                      f"{fast} | {c_ours / c_direct:.2f} | {c_fast} |")
+    print("load average after:", " ".join(f"{x:.1f}" for x in os.getloadavg()))
 
     print("\n## av-signal (2 spatial QAs per clip) vs one plain decode pass, best of", repeat)
     print("| clip | plain decode s | av-signal boxes s | ratio |")

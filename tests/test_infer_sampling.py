@@ -64,7 +64,8 @@ def test_frame_indices_hand_computed() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"fps": 0}, {"max_frames": 1}, {"min_frames": 0}, {"min_pixels": 10, "max_pixels": 5}, {"max_audio_s": -1.0}],
+    [{"fps": 0}, {"max_frames": 1}, {"min_frames": 0}, {"min_pixels": 10, "max_pixels": 5}, {"max_audio_s": -1.0},
+     {"resize": "bicubic"}],
 )
 def test_sampling_config_validates(kwargs: dict) -> None:
     with pytest.raises(ValueError):
@@ -105,6 +106,73 @@ def test_pixel_budgets(videos_dir: Path, caplog: pytest.LogCaptureFixture) -> No
         paper = sample_video(clip, SamplingConfig(fps=2.0, max_pixels=12845056 - 28))
     assert paper.input_wh == big.input_wh and paper.input_wh[0] * paper.input_wh[1] <= VIDEO_MAX_PIXELS
     assert "exceeds the per-frame video cap" in caplog.text
+
+
+def test_pipelined_resize_equals_frame_by_frame(videos_dir: Path) -> None:
+    """Frames are resized in a worker thread while the next ones decode: the result is exactly
+    the frame-by-frame one (same pixels, order, real times, indices)."""
+    from ravst.media.video import iter_frames_by_index
+    from ravst.models.sampling import resize_frame
+
+    clip = videos_dir / "videollama_dog_barking.mp4"
+    v = sample_video(clip, SamplingConfig(fps=2.0))
+    w, h = v.input_wh
+    assert (w, h) != v.original_wh and len(v.frame_indices) == 14
+    serial = list(iter_frames_by_index(clip, list(v.frame_indices)))
+    assert [i for i, _, _ in serial] == list(v.frame_indices)
+    assert np.array_equal(v.times_s, [t for _, t, _ in serial])
+    assert np.array_equal(v.frames, np.stack([resize_frame(image, h, w) for _, _, image in serial]))
+    # input size == source size (factor 2 keeps 854x480): frames as decoded, no resize
+    same = sample_video(clip, SamplingConfig(fps=2.0, factor=2))
+    assert same.input_wh == same.original_wh
+    assert np.array_equal(same.frames, np.stack([image for _, _, image in serial]))
+
+
+def test_infer_resize_flag(caplog: pytest.LogCaptureFixture) -> None:
+    import argparse
+
+    from ravst.infer import _sampling, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    base = ["--qa", "q.json", "--videos", "v", "--backend", "random", "--out", "o.jsonl"]
+    assert _sampling(parser.parse_args(base)).resize == "reference"
+    with caplog.at_level("WARNING", logger="ravst.infer"):
+        assert _sampling(parser.parse_args([*base, "--resize", "fast"])).resize == "fast"
+    assert "--resize fast" in caplog.text
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--resize", "bicubic"])
+
+
+def test_resize_error_propagates_and_closes_the_decoder(videos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ravst.media.video as video
+    import ravst.models.sampling as sampling
+
+    real_iter, real_resize = video.iter_frames_by_index, sampling.resize_frame
+    closed: list[int] = []
+    calls: list[int] = []
+
+    def tracked(path, indices, **kw):  # type: ignore[no-untyped-def]
+        n = 0
+        try:
+            for item in real_iter(path, indices, **kw):
+                n += 1
+                yield item
+        finally:
+            closed.append(n)
+
+    def failing(frame, height, width):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("resize failed on frame 4")
+        return real_resize(frame, height, width)
+
+    monkeypatch.setattr(video, "iter_frames_by_index", tracked)
+    monkeypatch.setattr(sampling, "resize_frame", failing)
+    with pytest.raises(RuntimeError, match="frame 4"):
+        sample_video(videos_dir / "videollama_dog_barking.mp4", SamplingConfig(fps=2.0))
+    # the decoder stopped a few frames after the failure (bounded look-ahead) and was closed
+    assert len(closed) == 1 and 4 <= closed[0] < 14
 
 
 def test_box2_prompt_is_the_papers_text() -> None:

@@ -234,3 +234,12 @@ def test_frames_by_index(videos_dir: Path) -> None:
         np.testing.assert_array_equal(image, every[index][1])
     with pytest.raises(ValueError, match=">= 0"):
         list(iter_frames_by_index(clip, [-1]))
+    # size_wh: the same frames and times, converted and scaled in one swscale pass (area filter)
+    small = list(iter_frames_by_index(clip, [7, 0, 100, 100, 240], size_wh=(322, 182)))
+    assert [(i, t) for i, t, _ in small] == [(i, t) for i, t, _ in got]
+    for (_, _, image), (_, _, full) in zip(small, got, strict=True):
+        assert image.shape == (182, 322, 3) and image.dtype == np.uint8
+        # an area filter keeps the mean colour of the frame
+        assert np.abs(image.reshape(-1, 3).mean(0) - full.reshape(-1, 3).mean(0)).max() < 2.0
+    same = list(iter_frames_by_index(clip, [7], size_wh=(640, 360)))  # the source size: as decoded
+    np.testing.assert_array_equal(same[0][2], every[7][1])

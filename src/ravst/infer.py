@@ -22,7 +22,13 @@ from typing import Any
 
 from ravst.models.base import Backend, InferRequest
 from ravst.models.prompts import BUILTIN_TEMPLATES, PromptTemplate, load_template
-from ravst.models.sampling import VIDEO_MAX_PIXELS, VIDEO_MIN_PIXELS, VIDEO_TOTAL_PIXELS, SamplingConfig
+from ravst.models.sampling import (
+    RESIZE_MODES,
+    VIDEO_MAX_PIXELS,
+    VIDEO_MIN_PIXELS,
+    VIDEO_TOTAL_PIXELS,
+    SamplingConfig,
+)
 from ravst.types import CoordSpace, Prediction, QAItem
 
 __all__ = [
@@ -60,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--total-pixels", type=int, default=VIDEO_TOTAL_PIXELS,
                    help=f"H*W budget over all frames of a clip (default qwen-vl-utils' {VIDEO_TOTAL_PIXELS})")
     g.add_argument("--max-audio-s", type=float, default=None, help="cut audio longer than this (default: keep all)")
+    g.add_argument("--resize", choices=RESIZE_MODES, default="reference",
+                   help="reference: qwen-vl-utils' antialiased bicubic (default); fast: one swscale pass, about "
+                        "half the CPU per frame, pixels further from the reference (docs/inference.md)")
     g.add_argument("--no-audio", action="store_true", help="Omni: do not feed the clip's audio track")
     g = parser.add_argument_group("prompt and decoding")
     g.add_argument(
@@ -285,6 +294,10 @@ def run_inference(
 def _sampling(args: argparse.Namespace) -> SamplingConfig:
     from ravst.models.sampling import FPS_MIN_FRAMES
 
+    if args.resize == "fast":
+        log.warning("--resize fast: frames are scaled in one swscale pass, not with qwen-vl-utils' antialiased "
+                    "bicubic: pixels differ from the reference's (measured in docs/inference.md)")
+
     return SamplingConfig(
         fps=args.fps,
         max_frames=args.max_frames,
@@ -293,6 +306,7 @@ def _sampling(args: argparse.Namespace) -> SamplingConfig:
         max_pixels=args.max_pixels,
         total_pixels=args.total_pixels,
         max_audio_s=args.max_audio_s,
+        resize=args.resize,
     )
 
 

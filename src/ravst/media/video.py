@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "FAST_INTERPOLATION",
     "MediaError",
     "TruncatedVideoError",
     "VideoInfo",
@@ -276,14 +277,18 @@ def iter_frames_at(
         container.close()
 
 
-def iter_frames_by_index(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int, float, np.ndarray]]:
+def iter_frames_by_index(
+    path: str | Path, indices: Iterable[int], *, size_wh: tuple[int, int] | None = None
+) -> Generator[tuple[int, float, np.ndarray], None, None]:
     """Yield ``(index, real_time_s, rgb_uint8_HxWx3)`` for the frames at the given positions of
     the video stream (0 = its first frame, in presentation order, as decord's ``get_batch`` and
     qwen-vl-utils count them), in ascending index order; a repeated index yields the frame again.
 
-    Frames are full size. A requested index past the last decodable frame is served by the last
-    frame only when it is at most one frame period past it or the container claims no longer a
-    duration (counted in a WARNING line); otherwise :class:`TruncatedVideoError` is raised.
+    Frames are full size, or with ``size_wh=(width, height)`` converted and scaled to that size in
+    one swscale pass (area filter: :data:`FAST_INTERPOLATION`). A requested index past the last
+    decodable frame is served by the last frame only when it is at most one frame period past it
+    or the container claims no longer a duration (counted in a WARNING line); otherwise
+    :class:`TruncatedVideoError` is raised.
     """
     import av
 
@@ -313,7 +318,7 @@ def iter_frames_by_index(path: str | Path, indices: Iterable[int]) -> Iterator[t
                 last, last_time = frame, t
                 if index < wanted[next_i]:
                     continue
-                image = _to_rgb(frame, None)
+                image = _to_rgb_at(frame, size_wh)
                 while next_i < len(wanted) and wanted[next_i] == index:
                     yield index, t, image
                     next_i += 1
@@ -330,13 +335,17 @@ def iter_frames_by_index(path: str | Path, indices: Iterable[int]) -> Iterator[t
         for i in wanted[next_i:]:
             end.check(last_time + (i - index) * period)
         end.report()
-        image = _to_rgb(last, None)
+        image = _to_rgb_at(last, size_wh)
         while next_i < len(wanted):
             yield wanted[next_i], last_time, image
             next_i += 1
     finally:
         container.close()
 
+
+# swscale filter of iter_frames_by_index(size_wh=...) (sample_video's resize="fast"): of PyAV's
+# choices, the cheapest whose pixels stay near the reference's resize (measured: docs/inference.md)
+FAST_INTERPOLATION = "AREA"
 
 _PLANAR_8BIT = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "gray"})
 
@@ -358,6 +367,15 @@ def _to_gray(frame: Any, max_side: int | None) -> np.ndarray:
 
         luma = cv2.resize(luma, (width, height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(luma, dtype=np.uint8)
+
+
+def _to_rgb_at(frame: Any, size_wh: tuple[int, int] | None) -> np.ndarray:
+    """RGB at full size, or at ``size_wh`` in one swscale pass (YUV -> RGB and scaling together)."""
+    if size_wh is None or size_wh == (frame.width, frame.height):
+        return _to_rgb(frame, None)
+    width, height = size_wh
+    array = frame.reformat(width=width, height=height, format="rgb24", interpolation=FAST_INTERPOLATION).to_ndarray()
+    return np.ascontiguousarray(array, dtype=np.uint8)
 
 
 def _to_rgb(frame: Any, max_side: int | None) -> np.ndarray:

@@ -243,6 +243,7 @@ def dump_record(
         "sampled_fps": video.sampled_fps,
         "original_wh": list(video.original_wh),
         "input_wh": list(video.input_wh),
+        "resize": video.resize,
         "video_grid_thw": [int(x) for x in video_grid_thw] if video_grid_thw is not None else None,
         ("video_second_per_grid" if omni else "second_per_grid_ts"):
             float(second_per_grid) if second_per_grid is not None else None,

@@ -13,8 +13,9 @@ frame positions, sizes and ``second_per_grid_ts`` are what the model expects:
   lowered further by ``max_pixels``; then smart-resize (sides multiples of 28).
 
 Frames are decoded in one streaming pass (``ravst.media.video.iter_frames_by_index``) and
-resized as they come (antialiased bicubic, the reference's kernel), so memory holds only the
-sampled, resized frames. Every frame keeps its REAL timestamp.
+resized as they come (antialiased bicubic, the reference's kernel) in one worker thread while
+the next frames decode, so memory holds only the sampled, resized frames (and at most a few
+full-size ones waiting). Every frame keeps its REAL timestamp.
 
 >>> smart_resize(240, 320, min_pixels=3136, max_pixels=12845056)
 (252, 308)
@@ -32,6 +33,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
+from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,7 @@ __all__ = [
     "FRAME_FACTOR",
     "PAPER_MAX_PIXELS",
     "PAPER_MIN_PIXELS",
+    "RESIZE_MODES",
     "TEMPORAL_PATCH_SIZE",
     "VIDEO_MAX_PIXELS",
     "VIDEO_MIN_PIXELS",
@@ -79,6 +85,8 @@ FPS_MAX_FRAMES = 768
 TEMPORAL_PATCH_SIZE = 2  # Qwen2.5-VL / Omni vision tower: 2 frames per temporal patch
 AUDIO_SAMPLE_RATE = 16000  # Whisper-style feature extractors (Qwen2.5-Omni)
 _MAX_ASPECT = 200.0
+RESIZE_MODES = ("reference", "fast")
+_RESIZE_AHEAD = 2  # decoded full-size frames that may wait for the resize worker
 _warned_caps: set[int] = set()
 
 
@@ -104,6 +112,14 @@ class SamplingConfig:
     max_audio_s: float | None = field(
         default=None, metadata={"help": "cut audio longer than this (logged); None keeps all of it"}
     )
+    resize: str = field(
+        default="reference",
+        metadata={
+            "help": "'reference': antialiased bicubic from full-size RGB (qwen-vl-utils' filter); 'fast': "
+            "one swscale pass YUV -> RGB at the input size (about half the CPU per frame; pixels further "
+            "from the reference, see docs/inference.md)"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.fps) and self.fps > 0):
@@ -124,6 +140,8 @@ class SamplingConfig:
             raise ValueError(f"SamplingConfig.total_pixels ({self.total_pixels}) is below min_pixels")
         if self.max_audio_s is not None and not self.max_audio_s > 0:
             raise ValueError(f"SamplingConfig.max_audio_s must be > 0, got {self.max_audio_s}")
+        if self.resize not in RESIZE_MODES:
+            raise ValueError(f"SamplingConfig.resize must be one of {RESIZE_MODES}, got {self.resize!r}")
 
     @property
     def frame_min_pixels(self) -> int:
@@ -223,6 +241,33 @@ def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
 
+def _decode_and_resize(
+    decoded: Generator[tuple[int, float, np.ndarray], None, None], frames: np.ndarray, real: np.ndarray, got: list[int]
+) -> None:
+    """Fill ``frames`` (resized), ``real`` and ``got`` from ``decoded``, resizing frame k in one
+    worker thread while this thread decodes frame k+1 (PyAV and torch both release the GIL).
+    At most ``_RESIZE_AHEAD`` full-size frames wait for the worker, so memory stays bounded."""
+    _, height, width, _ = frames.shape
+
+    def resize_into(i: int, image: np.ndarray) -> None:
+        frames[i] = resize_frame(image, height, width)
+
+    pending: deque[Future[None]] = deque()
+    with closing(decoded), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ravst-resize") as pool:
+        try:
+            for i, (index, t, image) in enumerate(decoded):
+                real[i] = t
+                got.append(index)
+                pending.append(pool.submit(resize_into, i, image))
+                while len(pending) > _RESIZE_AHEAD:
+                    pending.popleft().result()
+            while pending:
+                pending.popleft().result()
+        finally:
+            for job in pending:
+                job.cancel()
+
+
 @dataclass(frozen=True, eq=False)
 class SampledVideo:
     """The frames (and audio) fed to a model for one clip, with everything needed to map back.
@@ -232,7 +277,8 @@ class SampledVideo:
     ``sample_fps`` the rate the model is told (qwen-vl-utils': ``T / source_num_frames *
     source_fps``; 0.0 = measure it from ``times_s``); ``audio`` is mono float32 at
     ``audio_sample_rate`` covering ``[0, audio_s]`` (None when not requested or when the file has
-    no audio); ``audio_cut_s`` is how many seconds a limit removed (0 when none).
+    no audio); ``audio_cut_s`` is how many seconds a limit removed (0 when none); ``resize`` the
+    :attr:`SamplingConfig.resize` mode the frames were made with.
     """
 
     path: str
@@ -248,6 +294,7 @@ class SampledVideo:
     audio_sample_rate: int = AUDIO_SAMPLE_RATE
     audio_cut_s: float = 0.0
     sample_fps: float = 0.0
+    resize: str = "reference"
 
     @property
     def sampled_fps(self) -> float:
@@ -310,10 +357,15 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
     frames = np.empty((len(wanted), in_h, in_w, 3), dtype=np.uint8)
     real = np.empty(len(wanted), dtype=np.float64)
     got: list[int] = []
-    for i, (index, t, image) in enumerate(iter_frames_by_index(path, wanted.tolist())):
-        frames[i] = resize_frame(image, in_h, in_w)
-        real[i] = t
-        got.append(index)
+    fast = cfg.resize == "fast"
+    decoded = iter_frames_by_index(path, wanted.tolist(), size_wh=(in_w, in_h) if fast else None)
+    if fast or (in_w, in_h) == (info.width, info.height):
+        for i, (index, t, image) in enumerate(decoded):
+            frames[i] = image
+            real[i] = t
+            got.append(index)
+    else:
+        _decode_and_resize(decoded, frames, real, got)
     audio = None
     cut = 0.0
     if with_audio:
@@ -343,6 +395,7 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
         audio=audio,
         audio_cut_s=cut,
         sample_fps=sample_fps(len(wanted), total, info.fps),
+        resize=cfg.resize,
     )
 
 
