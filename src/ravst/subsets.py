@@ -17,8 +17,6 @@ import argparse
 from collections.abc import Sequence
 from importlib import resources
 
-import numpy as np
-
 from ravst.types import QAItem, Task
 
 __all__ = [
@@ -49,6 +47,8 @@ def parse_tasks(text: str) -> tuple[Task, ...]:
 
 def balanced_subset(items: Sequence[QAItem], seed: int = 0) -> list[QAItem]:
     """1:1:1 of the three tasks (as many of each as the smallest task has), deterministic."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     by_task = {t: sorted(it.qa_id for it in items if it.task is t) for t in _TASK_ORDER}
     n = min(len(v) for v in by_task.values())
