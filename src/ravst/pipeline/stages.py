@@ -516,7 +516,7 @@ def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         atomic_write_text(counts_path, json.dumps(counts, indent=2) + "\n")
         hf_dir = None
         if cfg.split.hf:
-            hf_dir = _write_split_hf(cfg, stage_dir, splits, source, provenance["warnings"])
+            hf_dir = _write_split_hf(cfg, stage_dir, splits, source, list(provenance["warnings"] or []))
         elif (stage_dir / HF_DIR).is_dir():  # written by an earlier run with split.hf: now stale
             import shutil
 
@@ -555,6 +555,12 @@ def run_stats(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         records = read_jsonl(source)
         items = read_official(qa_path) if qa_path.exists() else []
         table = table1_counts(records, items)
+        if qa_path.exists():  # the QA file's own counts: what `ravst report --qa` on it shows
+            from ravst.pipeline.qa import read_sidecar
+            from ravst.pipeline.stats import records_from_qas
+
+            labels = {m["qa_id"]: m.get("labels", []) for m in (read_sidecar(qa_path) or {}).get("qas", [])}
+            table["qa_set"] = table1_counts(records_from_qas(items, labels), items)
         plots = plot_figure3(records, stage_dir, cfg.stats, cfg.filter)
         atomic_write_text(stage_dir / "stats.json", json.dumps(table, indent=2) + "\n")
         atomic_write_text(stage_dir / "stats.md", table1_markdown(table))
