@@ -1,6 +1,6 @@
 """Start-up time of the ``ravst`` command line: every ``--help`` and a do-nothing build re-run.
 
-    .venv/bin/python benchmarks/bench_cli.py [--repeat 7] [--build-dir DIR]
+    .venv/bin/python benchmarks/bench_cli.py [--repeat 7] [--src SRC_DIR]
 
 Each figure is the best of ``--repeat`` wall-clock runs of a fresh process (the best, not the
 mean: on a shared machine the others measure the neighbours). The commands measured are
@@ -10,6 +10,8 @@ walking the parser. Then a small build is made once (``ravst synth`` clips, or t
 clip of ``../shared/data/videos`` when present; rules analyzer, opencv detector) and
 ``ravst build all`` is re-run on the finished build: every stage is up to date, nothing is
 computed. Also printed: an empty interpreter and ``import numpy`` as references.
+``--src`` measures another source tree (e.g. an older checkout's ``src``) the same way, for a
+before/after on the same machine at the same load.
 """
 
 from __future__ import annotations
@@ -34,10 +36,9 @@ def _ravst() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "ravst.cli"]
 
 
-def _env() -> dict[str, str]:
+def _env(src: str) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its .pyc files
-    src = str(ROOT / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
@@ -109,8 +110,10 @@ def make_build(work: Path, env: dict[str, str]) -> tuple[Path, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per command (best is reported)")
+    parser.add_argument("--src", default=str(ROOT / "src"), help="source tree to measure (default: this one's)")
     args = parser.parse_args()
-    env = _env()
+    env = _env(args.src)
+    print(f"source tree: {args.src}")
     ravst = _ravst()
     print(f"load average at start: {os.getloadavg()}")
     for code in ("pass", "import numpy"):

@@ -22,7 +22,6 @@ parsed back), which must give 100 on every figure.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -434,6 +433,8 @@ def write_outputs(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     paths["metrics"].write_text(json.dumps(result.metrics, indent=2) + "\n")
     write_jsonl_atomic(paths["per_qa"], result.rows)
     with paths["csv"].open("w", newline="") as fh:
+        import csv
+
         w = csv.writer(fh)
         header = ["qa_id", "video", "kind", "duration_s", "length", "category", "missing", "coord_space"]
         header += [f"{mode}_{k}" for mode in ("lenient", "strict") for k in _CSV_FIELDS]

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # imported where used: ``ravst CMD --help`` stays light
     import numpy as np
 
-from ravst.minilm import minilm_model_path  # noqa: F401  (re-exported: it lived here before)
 
 __all__ = [
     "BACKENDS",
@@ -51,6 +50,16 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """``minilm_model_path`` lived here before ``ravst.minilm``; imported on use (sqlite3, hashlib:
+    not for ``ravst eval --help``)."""
+    if name == "minilm_model_path":
+        from ravst.minilm import minilm_model_path
+
+        return minilm_model_path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 DEFAULT_TAU: dict[str, float] = {
     # chosen on the judged name pairs (development half), docs/metrics.md (benchmarks/tau_table.py)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from importlib import resources
 
 from ravst.types import QAItem, Task
 
@@ -62,6 +61,8 @@ def balanced_subset(items: Sequence[QAItem], seed: int = 0) -> list[QAItem]:
 
 def shipped_balanced_ids() -> list[str]:
     """The QA ids of the balanced subset of seed 0 on the official test set (shipped file)."""
+    from importlib import resources
+
     text = resources.files("ravst").joinpath("data/balanced_subset_seed0.txt").read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip()]
 
