@@ -16,19 +16,25 @@ from ravst.formats.official import read_official
 datasets = pytest.importorskip("datasets")
 
 
+CLIPS = {"unav100_--HuBNHXu9I.mp4": (60.0, [[0, 4.2, "man speaking"], [28.685, 31.0, "playing piano"]]),
+         "moviepy_chaplin.mp4": (7.0, [[0.5, 5.0, "man speaking"]])}
+
+
 def _build(tmp_path: Path, videos_dir: Path) -> Path:
+    """Two real clips (opencv finds people in both), half of the QAs in test: both splits have rows."""
     vids = tmp_path / "videos"
     vids.mkdir()
-    (vids / "unav100_--HuBNHXu9I.mp4").symlink_to(videos_dir / "unav100_--HuBNHXu9I.mp4")
+    database = {}
+    for clip, (duration, events) in CLIPS.items():
+        (vids / clip).symlink_to(videos_dir / clip)
+        database[Path(clip).stem] = {"duration": duration, "subset": "test", "annotations": [
+            {"segment": [s, e], "label": label, "label_id": i} for i, (s, e, label) in enumerate(events)]}
     ann = tmp_path / "ann.json"
-    ann.write_text(json.dumps({"version": "t", "database": {"unav100_--HuBNHXu9I": {
-        "duration": 60.0, "subset": "test", "annotations": [
-            {"segment": [0, 4.2], "label": "man speaking", "label_id": 1},
-            {"segment": [28.685, 31.0], "label": "playing piano", "label_id": 3}]}}}))
+    ann.write_text(json.dumps({"version": "t", "database": database}))
     config = tmp_path / "build.yaml"
     config.write_text(f"out_dir: {tmp_path / 'out'}\nannotations: {ann}\nvideos_dir: {vids}\n"
-                      "filter:\n  min_et_ratio: 0.08\nannotate:\n  backend: opencv\n  max_side: 160\n"
-                      "qa:\n  require_boxes: false\n")
+                      "filter:\n  min_et_ratio: 0.08\nannotate:\n  backend: opencv\n  max_side: 320\n"
+                      "qa:\n  require_boxes: false\nsplit:\n  test_fraction: 0.5\n")
     return config
 
 
@@ -47,20 +53,16 @@ def test_load_dataset_reads_split_hf(build: tuple[Path, Path]) -> None:
     _, out = build
     hf = out / "split" / "hf"
     ds = datasets.load_dataset(str(hf))
-    written = [name for name in ("train", "test") if read_official(out / "split" / f"{name}.json")]
-    assert sorted(ds) == sorted(written)  # one video: one split is empty, and left out (said in the card)
-    for name in written:
+    assert sorted(ds) == ["test", "train"]
+    for name in ("train", "test"):
         items = read_official(out / "split" / f"{name}.json")
-        assert len(ds[name]) == len(items)
+        assert items and len(ds[name]) == len(items)
         assert [r["qa_id"] for r in ds[name]] == [it.qa_id for it in items]
-    rows = [r for name in ds for r in ds[name]]
-    assert rows, "the build wrote no QA: nothing was checked"
-    for row in rows:  # the clip is linked next to the card, at the path the row names
-        assert row["video_path"] == "videos/unav100_--HuBNHXu9I.mp4"
-        assert (hf / row["video_path"]).is_file() and os.path.islink(hf / row["video_path"])
+        for row in ds[name]:  # the clip is linked next to the card, at the path the row names
+            assert row["video_path"] == f"videos/{row['video']}.mp4"
+            assert (hf / row["video_path"]).is_file() and os.path.islink(hf / row["video_path"])
+    assert {r["video"] for name in ds for r in ds[name]} == {Path(c).stem for c in CLIPS}
     card = (hf / "README.md").read_text(encoding="utf-8")
-    empty = [name for name in ("train", "test") if name not in written]
-    assert empty and f"Split(s) with no QA, not written: `{empty[0]}`" in card
     assert "license: other" in card
     assert "## Provenance" in card and "BASELINE detector opencv" in card  # never silently a baseline
     manifest = json.loads((out / "split" / "manifest.json").read_text())
@@ -69,16 +71,9 @@ def test_load_dataset_reads_split_hf(build: tuple[Path, Path]) -> None:
 
 def test_split_hf_round_trips_to_the_official_split_files(build: tuple[Path, Path]) -> None:
     _, out = build
-    checked = 0
     for name in ("train", "test"):
-        official = (out / "split" / f"{name}.json").read_bytes()
-        if json.loads(official) == []:
-            assert not list((out / "split" / "hf" / "data").glob(f"{name}-*.parquet"))
-            continue
         data = read_hf_official_json(out / "split" / "hf", split=name)
-        assert official_json_bytes(data) == official
-        checked += 1
-    assert checked == 1
+        assert data and official_json_bytes(data) == (out / "split" / f"{name}.json").read_bytes()
 
 
 def test_hf_rerun_is_up_to_date_and_rewrites_a_deleted_folder(build: tuple[Path, Path]) -> None:
@@ -122,3 +117,18 @@ def test_hf_videos_is_validated() -> None:
 
     with pytest.raises(ValueError, match="hf_videos"):
         SplitConfig(hf_videos="hardlink")
+
+
+def test_an_empty_split_is_left_out_and_said(tmp_path: Path, official_qa_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    from ravst.formats.hf import export_hf
+
+    items = read_official(official_qa_path)[:5]
+    result = export_hf({"train": items, "test": []}, tmp_path / "hf", videos_dir=None, video_mode="none")
+    assert result.empty_splits == ("test",) and result.n_rows == {"train": 5}
+    assert "no QA and are not written" in caplog.text
+    card = (tmp_path / "hf" / "README.md").read_text(encoding="utf-8")
+    assert "Split(s) with no QA, not written: `test`" in card
+    assert list(datasets.load_dataset(str(tmp_path / "hf"))) == ["train"]
+    with pytest.raises(ValueError, match="no QA to export"):
+        export_hf({"test": []}, tmp_path / "hf2", videos_dir=None, video_mode="none")
