@@ -471,8 +471,9 @@ def _write_split_hf(cfg: PipelineConfig, stage_dir: Path, splits: dict[str, Any]
         raise ValueError(f"split.hf with split.hf_videos: {s.hf_videos} needs the config's videos_dir "
                          "(or set split.hf_videos: none)")
     out = stage_dir / HF_DIR
+    for stale in stage_dir.glob(f".{HF_DIR}.tmp-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = stage_dir / f".{HF_DIR}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     result = export_hf(splits, tmp, videos_dir=cfg.videos_dir or None, video_mode=s.hf_videos,
                        licence=s.hf_license, name=f"R-AVST build {Path(cfg.out_dir).resolve().name}",
                        source=str(source), notes=warnings)
