@@ -66,12 +66,12 @@ def test_random_baseline_is_seeded_per_qa(videos_dir: Path, tmp_path: Path) -> N
 
 
 def test_av_signal_finds_speech_and_motion(unav_video: Path) -> None:
-    from silero_vad import load_silero_vad
-
+    pytest.importorskip("silero_vad")
     from ravst.media.audio import load_audio
+    from ravst.models.vad import load_vad
 
     audio = load_audio(unav_video, sample_rate=16000)
-    prof = sound_profile(audio, 16000, load_silero_vad())
+    prof = sound_profile(audio, 16000, load_vad().model)
     assert prof.has_audio and prof.speech
     # UnAV-100 GT "man speaking": [0, 10.235], [13.139, 26.235], [28.685, 60]
     gt = [(0.0, 10.235), (13.139, 26.235), (28.685, 60.0)]

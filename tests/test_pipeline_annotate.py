@@ -100,6 +100,35 @@ def test_opencv_finds_a_person_in_a_real_frame(videos_dir: Path) -> None:
     assert all(0 <= d.xyxy[0] < d.xyxy[2] <= 360 and 0 <= d.xyxy[1] < d.xyxy[3] <= 640 for d in found)
 
 
+_SMALL_FRAME = """
+import sys, numpy as np
+from ravst.media import read_frames_at
+from ravst.pipeline.annotate import make_detector
+from ravst.pipeline.config import AnnotateConfig
+import cv2
+frames, _ = read_frames_at(sys.argv[1], [5.0, 15.0])
+detector = make_detector(AnnotateConfig(backend="opencv", box_threshold=0.0))
+for frame in frames:
+    small = cv2.resize(frame, (50, 90), interpolation=cv2.INTER_AREA)  # 90 px tall: under HOG's 128 px window
+    for d in detector(small, ["a man"]):
+        assert 0 <= d.xyxy[0] < d.xyxy[2] <= 50.001 and 0 <= d.xyxy[1] < d.xyxy[3] <= 90.001, d.xyxy
+print("ok")
+"""
+
+
+def test_opencv_on_a_frame_smaller_than_the_hog_window(videos_dir: Path) -> None:
+    """OpenCV's HOG kills the process (SIGSEGV) on an image under its 64x128 window (a 16:9 frame
+    at max_side 160 is 90 px tall): the detector upscales for it. Run in a child process, so that
+    a crash is this test's failure and not the end of the test run."""
+    import os
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    proc = subprocess.run([sys.executable, "-c", _SMALL_FRAME, str(videos_dir / "salmonn_standup_1.mp4")],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr[-2000:])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["grounding-dino", "owlv2"])
 def test_tiny_transformers_detectors_on_real_clip(tmp_path: Path, unav_video: Path, backend: str) -> None:

@@ -20,10 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reward": ("ravst.reward_cli", "GRPO rewards of completions, as the trainer computes them"),
     "review": ("ravst.review.cli", "human quality-control web app, kappa and export"),
     "judge": ("ravst.judge", "score every QA 1-4 with a Video-LLM (the paper's automated quality score)"),
-    "synth": ("ravst.synth", "procedural audio-visual clips with exact ground truth"),
+    "synth": ("ravst.synth_cli", "procedural audio-visual clips with exact ground truth"),
     "demo": ("ravst.demo", "run the whole toolkit on a small synthetic set"),
     "report": ("ravst.report.cli", "HTML report of one or more evaluations"),
-    "compare": ("ravst.compare", "paired difference of two evaluations with bootstrap intervals and p-values"),
+    "compare": ("ravst.compare_cli", "paired difference of two evaluations with bootstrap intervals and p-values"),
     "export": ("ravst.export_cli", "export QAs as a Hugging Face dataset folder"),
     "dev": ("ravst.dev_cli", "developer helpers (a tiny random model for examples and tests)"),
 }
@@ -43,7 +43,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog="ravst", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
@@ -58,6 +58,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked (``importlib.metadata`` costs ~20 ms)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"{parser.prog} {_version()}\n")  # stdout, as argparse's own version action
+        parser.exit()
 
 
 def _version() -> str:

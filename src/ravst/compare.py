@@ -22,10 +22,8 @@ observed difference ``d`` stand in for the null distribution).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -248,26 +246,4 @@ def format_comparison(result: Mapping[str, Any], label_a: str = "A", label_b: st
     return "\n".join(lines) + "\n"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_a", type=Path, help="evaluation directory A (written by 'ravst eval --out')")
-    parser.add_argument("run_b", type=Path, help="evaluation directory B")
-    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap replicates (default 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the replicates (default 0)")
-    parser.add_argument("--mode", default="lenient", choices=["lenient", "strict"], help="parsing mode compared")
-    parser.add_argument("--out", type=Path, default=None, help="write the comparison as JSON here")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        result = compare_runs(_load_rows(args.run_a), _load_rows(args.run_b), mode=args.mode,
-                              n=args.bootstrap, seed=args.seed)
-    except (ValueError, OSError) as exc:
-        log.error("%s", exc)
-        return 1
-    result["run_a"], result["run_b"] = str(args.run_a), str(args.run_b)
-    sys.stdout.write(format_comparison(result, "A", "B"))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        log.info("wrote %s", args.out)
-    return 0
+from ravst.compare_cli import add_arguments, run  # noqa: E402  (the command line lives apart: no numpy for --help)

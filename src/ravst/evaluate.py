@@ -22,7 +22,6 @@ parsed back), which must give 100 on every figure.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -31,12 +30,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ravst.coords import convert_answer, frame_size_wh, has_boxes, needs_original_size
 from ravst.jsonl import write_jsonl_atomic
-from ravst.metrics.ravst_protocol import KINDS, QAScore, aggregate
 from ravst.types import Answer, Prediction, QAItem, VideoRecord
+
+if TYPE_CHECKING:  # the scoring modules (numpy) are imported where used: ``ravst eval --help`` stays light
+    from ravst.metrics.ravst_protocol import QAScore
 
 __all__ = [
     "LENGTH_BUCKETS",
@@ -129,7 +129,9 @@ def evaluate(
     ``bad_prediction_lines`` (line numbers the reader skipped) and ``n_gt_zero_length_skipped``
     (GT events left out by the reader) are only reported in the metrics and the header line.
     """
+    from ravst.coords import convert_answer, has_boxes, needs_original_size
     from ravst.metrics import PROTOCOLS, score_split
+    from ravst.metrics.ravst_protocol import KINDS, aggregate
     from ravst.parsing import parse_answer, render_answer
 
     if protocol not in PROTOCOLS:
@@ -431,6 +433,8 @@ def write_outputs(result: EvalResult, out_dir: Path) -> dict[str, Path]:
     paths["metrics"].write_text(json.dumps(result.metrics, indent=2) + "\n")
     write_jsonl_atomic(paths["per_qa"], result.rows)
     with paths["csv"].open("w", newline="") as fh:
+        import csv
+
         w = csv.writer(fh)
         header = ["qa_id", "video", "kind", "duration_s", "length", "category", "missing", "coord_space"]
         header += [f"{mode}_{k}" for mode in ("lenient", "strict") for k in _CSV_FIELDS]
@@ -530,6 +534,7 @@ def _load_gt(args: argparse.Namespace) -> tuple[list[QAItem], int]:
 def load_video_sizes(path: Path) -> dict[str, tuple[float, float]]:
     """``--video-sizes``: a JSON object ``{video: [width, height]}`` of original frame sizes in
     pixels. ``FormatError`` naming the file (and line, or the video) for anything else."""
+    from ravst.coords import frame_size_wh
     from ravst.formats import FormatError, read_json
 
     data = read_json(path)

@@ -23,8 +23,10 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # imported where used: ``ravst eval --help`` stays light
+    import numpy as np
 
 __all__ = ["CACHE_ENV", "EmbeddingCache", "MiniLMEncoder", "default_cache_dir", "minilm_model_path", "model_key"]
 
@@ -76,12 +78,15 @@ def default_cache_dir() -> Path | None:
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    import numpy as np
+
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
+    import numpy as np
     from scipy.special import erf
 
     return (0.5 * x * (1.0 + erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
@@ -105,6 +110,7 @@ class MiniLMEncoder:
     """
 
     def __init__(self, model_dir: str | Path) -> None:
+
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
@@ -130,6 +136,8 @@ class MiniLMEncoder:
         return self._w[self._p + name]
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
+        import numpy as np
+
         wt = self._wt.get(name)
         if wt is None:  # (in, out), C-contiguous: one BLAS call on the 2-D input
             wt = self._wt[name] = np.ascontiguousarray(self._get(name + ".weight").T)
@@ -138,6 +146,8 @@ class MiniLMEncoder:
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """(len(texts), hidden) mean-pooled embeddings, in batches of similar length."""
+        import numpy as np
+
         out = np.zeros((len(texts), self.config.hidden_size), dtype=np.float32)
         if not texts:
             return out
@@ -155,6 +165,8 @@ class MiniLMEncoder:
         return out
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         c = self.config
         b, n = ids.shape
         x = (self._get("embeddings.word_embeddings.weight")[ids]
@@ -223,6 +235,8 @@ class EmbeddingCache:
 
     def get_many(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
         """The cached embeddings of those texts that are cached."""
+        import numpy as np
+
         want = list(dict.fromkeys(texts))
         found: dict[str, np.ndarray] = {}
         if self.path is not None and want:
@@ -243,6 +257,8 @@ class EmbeddingCache:
         return found
 
     def put_many(self, items: dict[str, np.ndarray]) -> None:
+        import numpy as np
+
         if self.path is None or not items:
             return
         rows = [(t, np.asarray(v, dtype=np.float32).tobytes()) for t, v in items.items()]

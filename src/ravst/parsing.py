@@ -50,8 +50,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
-
 from ravst.types import Answer, Span, Track
 
 __all__ = ["ParseResult", "parse_answer", "render_answer"]
@@ -110,6 +108,8 @@ _UNCLOSED = "missing </"  # the prefix of every issue about an opened tag that i
 
 
 def _track(name: str, times: list[float], boxes: list[list[float]]) -> Track:
+    import numpy as np
+
     return Track(
         name,
         np.asarray(times, dtype=np.float64),
@@ -208,6 +208,8 @@ def _parse_strict(text: str) -> tuple[Answer, tuple[int, ...]]:
     one regular-expression match over all its rows and its numbers converted in one go. Any
     departure from the layout is handed to :func:`_parse_strict_lines` for the exact error.
     """
+    import numpy as np
+
     lines = text.strip().split("\n")
     last = len(lines) - 1
     if lines[0] != "<answer>" or last <= 1 or lines[last] != "</answer>":
@@ -465,6 +467,8 @@ def _parse_when(block: _Block, issues: list[str]) -> list[Span]:
 def _parse_where(block: _Block, issues: list[str], budget: int) -> tuple[list[float], list[list[float]]]:
     """Read ``(time, box)`` rows from a ``<where>`` block in any of the layouts models use,
     scanning at most ``budget`` characters of it."""
+    import numpy as np
+
     if not block.closed:
         issues.append("missing </where>")
     content = block.content
@@ -578,6 +582,8 @@ def _object_names(raws: list[str], n_where: int) -> list[str]:
 def _merged(name: str, tracks: list[Track]) -> Track:
     """One track of ``name`` holding the rows of ``tracks`` in order (several ``<where>`` blocks
     of one object are one track)."""
+    import numpy as np
+
     if len(tracks) == 1:
         return tracks[0] if tracks[0].name == name else tracks[0].with_name(name)
     return Track(name, np.concatenate([t.times_s for t in tracks]), np.concatenate([t.xyxy for t in tracks]))

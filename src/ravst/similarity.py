@@ -25,11 +25,11 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # imported where used: ``ravst CMD --help`` stays light
+    import numpy as np
 
-from ravst.minilm import minilm_model_path  # noqa: F401  (re-exported: it lived here before)
 
 __all__ = [
     "BACKENDS",
@@ -50,6 +50,16 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> Any:
+    """``minilm_model_path`` lived here before ``ravst.minilm``; imported on use (sqlite3, hashlib:
+    not for ``ravst eval --help``)."""
+    if name == "minilm_model_path":
+        from ravst.minilm import minilm_model_path
+
+        return minilm_model_path
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 DEFAULT_TAU: dict[str, float] = {
     # chosen on the judged name pairs (development half), docs/metrics.md (benchmarks/tau_table.py)
@@ -326,9 +336,13 @@ class Similarity:
 
     def _scores(self, a_raw: list[str], b_raw: list[str], a: list[str], b: list[str]) -> np.ndarray:
         """Similarities of the names (raw and normalised); equal normalised names are set to 1 after."""
+        import numpy as np
+
         return np.zeros((len(a), len(b)))
 
     def matrix(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         na = [normalize_name(x) for x in a]
         nb = [normalize_name(x) for x in b]
         if not na or not nb:
@@ -382,6 +396,8 @@ class EmbeddingSimilarity(Similarity, abc.ABC):
 
     def embeddings(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors (len(texts), dim) of texts as ``_text`` gives them (zero vector when unknown)."""
+        import numpy as np
+
         missing = sorted({n for n in texts if n not in self._cache})
         if missing:
             vecs = np.asarray(self._embed(missing), dtype=np.float64)
@@ -392,6 +408,8 @@ class EmbeddingSimilarity(Similarity, abc.ABC):
         return np.stack([self._cache[n] for n in texts])
 
     def _scores(self, a_raw: list[str], b_raw: list[str], a: list[str], b: list[str]) -> np.ndarray:
+        import numpy as np
+
         ta = [self._text(r, n) for r, n in zip(a_raw, a, strict=True)]
         tb = [self._text(r, n) for r, n in zip(b_raw, b, strict=True)]
         ua, ub = list(dict.fromkeys(ta)), list(dict.fromkeys(tb))  # distinct texts, then index
@@ -436,6 +454,8 @@ class MiniLMSimilarity(EmbeddingSimilarity):
                         self.name, self.disk_cache.disabled_reason)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         found = self.disk_cache.get_many(texts)
         missing = [t for t in texts if t not in found]
         if missing:
@@ -480,6 +500,8 @@ class HybridSimilarity(MiniLMSimilarity):
         self.verdicts = {SAME: 0, DIFFERENT: 0, UNDECIDED: 0}
 
     def _scores(self, a_raw: list[str], b_raw: list[str], a: list[str], b: list[str]) -> np.ndarray:
+        import numpy as np
+
         # verdicts on the distinct names only (a split's matrix repeats names many times)
         ua, ub = list(dict.fromkeys(a)), list(dict.fromkeys(b))
         codes = {SAME: 0, DIFFERENT: 1, UNDECIDED: 2}
@@ -557,6 +579,8 @@ class Word2VecSimilarity(EmbeddingSimilarity):
         return self._kv
 
     def _embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
         wv = self.vectors()
         out = np.zeros((len(texts), int(getattr(wv, "vector_size", self.dim))))
         for i, t in enumerate(texts):

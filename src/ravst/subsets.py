@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from importlib import resources
-
-import numpy as np
 
 from ravst.types import QAItem, Task
 
@@ -49,6 +46,8 @@ def parse_tasks(text: str) -> tuple[Task, ...]:
 
 def balanced_subset(items: Sequence[QAItem], seed: int = 0) -> list[QAItem]:
     """1:1:1 of the three tasks (as many of each as the smallest task has), deterministic."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     by_task = {t: sorted(it.qa_id for it in items if it.task is t) for t in _TASK_ORDER}
     n = min(len(v) for v in by_task.values())
@@ -62,6 +61,8 @@ def balanced_subset(items: Sequence[QAItem], seed: int = 0) -> list[QAItem]:
 
 def shipped_balanced_ids() -> list[str]:
     """The QA ids of the balanced subset of seed 0 on the official test set (shipped file)."""
+    from importlib import resources
+
     text = resources.files("ravst").joinpath("data/balanced_subset_seed0.txt").read_text(encoding="utf-8")
     return [line for line in text.splitlines() if line.strip()]
 

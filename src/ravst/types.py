@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported when a Track is made: ``ravst CMD --help`` stays light
+    import numpy as np
 
 __all__ = [
     "Answer",
@@ -100,6 +101,12 @@ class Span:
         return [self.start_s, self.end_s]
 
 
+def _zeros(shape: int | tuple[int, int]) -> np.ndarray:
+    import numpy as np
+
+    return np.zeros(shape)
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     array.setflags(write=False)
     return array
@@ -114,10 +121,12 @@ class Track:
     """
 
     name: str
-    times_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    times_s: np.ndarray = field(default_factory=lambda: _zeros(0))
+    xyxy: np.ndarray = field(default_factory=lambda: _zeros((0, 4)))
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         if not isinstance(self.name, str):
             raise ValueError(f"Track.name must be a str, got {type(self.name).__name__}")
         times = np.array(self.times_s, dtype=np.float64).reshape(-1)
@@ -141,6 +150,8 @@ class Track:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Track):
             return NotImplemented
+        import numpy as np
+
         return (
             self.name == other.name
             and np.array_equal(self.times_s, other.times_s)

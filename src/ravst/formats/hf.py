@@ -273,6 +273,8 @@ class HFExport:
     n_videos: int
     missing_videos: tuple[str, ...] = ()
     files: tuple[Path, ...] = field(default_factory=tuple)
+    empty_splits: tuple[str, ...] = ()
+    """Splits with no QA: not written (``datasets`` cannot read a parquet file of 0 rows)."""
 
 
 def _find_video(videos_dir: Path, name: str) -> Path | None:
@@ -294,12 +296,14 @@ def export_hf(
     licence: str = "mit",
     name: str = "R-AVST",
     source: str = "",
+    notes: Sequence[str] = (),
 ) -> HFExport:
     """Write ``splits`` ({split name: QAs}) as a dataset folder; see the module docstring.
 
     ``video_mode``: ``symlink`` (default; a folder for local use), ``copy`` (self-contained, for
     sharing) or ``none`` (no ``videos/``; ``video_path`` null). A QA whose clip is not found in
     ``videos_dir`` is an error, unless ``allow_missing_videos`` (then null, counted and warned).
+    ``notes``: lines for the card's "Provenance" section (e.g. a build's baseline warnings).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -311,6 +315,13 @@ def export_hf(
     for split in splits:
         if not split or not set(split) <= _SPLIT_CHARS:
             raise ValueError(f"split name {split!r}: use letters, digits and '_' only")
+    empty = tuple(split for split, items in splits.items() if not items)
+    if len(empty) == len(splits):
+        raise ValueError(f"no QA to export (split(s) {', '.join(splits) or 'none'} are empty)")
+    if empty:
+        log.warning("split(s) %s have no QA and are not written (datasets cannot read an empty parquet file); "
+                    "the card says so", ", ".join(empty))
+        splits = {split: items for split, items in splits.items() if items}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / DATA_DIR).mkdir(exist_ok=True)
@@ -359,10 +370,11 @@ def export_hf(
         n_bytes[split] = int(table.nbytes)
     card = out / CARD
     card.write_text(dataset_card(n_rows, n_bytes, licence=licence, name=name, source=source,
-                                 n_videos=len(all_videos), missing=len(missing), video_mode=video_mode),
+                                 n_videos=len(all_videos), missing=len(missing), video_mode=video_mode,
+                                 notes=notes, empty_splits=empty),
                     encoding="utf-8")
     written.append(card)
-    return HFExport(out, n_rows, len(all_videos), tuple(missing), tuple(written))
+    return HFExport(out, n_rows, len(all_videos), tuple(missing), tuple(written), empty)
 
 
 def _yaml_header(n_rows: Mapping[str, int], n_bytes: Mapping[str, int], licence: str) -> dict[str, Any]:
@@ -381,7 +393,7 @@ def _yaml_header(n_rows: Mapping[str, int], n_bytes: Mapping[str, int], licence:
 
 
 def dataset_card(n_rows: Mapping[str, int], n_bytes: Mapping[str, int], *, licence: str, name: str, source: str, n_videos: int,
-                 missing: int, video_mode: str) -> str:
+                 missing: int, video_mode: str, notes: Sequence[str] = (), empty_splits: Sequence[str] = ()) -> str:
     """The README.md of the folder: YAML header, then features, splits, licence, citation."""
     import yaml
 
@@ -392,12 +404,16 @@ def dataset_card(n_rows: Mapping[str, int], n_bytes: Mapping[str, int], *, licen
              "```python", "import datasets", "ds = datasets.load_dataset(\"path/to/this/folder\")", "```", "",
              "## Splits", "", "| split | QAs |", "|---|---|"]
     lines += [f"| {s} | {n} |" for s, n in n_rows.items()]
+    if empty_splits:
+        lines += ["", f"Split(s) with no QA, not written: {', '.join(f'`{s}`' for s in empty_splits)}."]
     videos_note = {"symlink": "symbolic links to the original clips (copy them before sharing the folder)",
                    "copy": "copies of the clips", "none": "not included (`video_path` is null)"}[video_mode]
     lines += ["", f"{n_videos} videos; `videos/` holds {videos_note}"
               + (f"; {missing} videos were not found and have `video_path` null." if missing else "."), "",
               "## Features", "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{f}` | {d} |" for f, d in FIELDS]
+    if notes:
+        lines += ["", "## Provenance", ""] + [f"- {note}" for note in notes]
     lines += ["", "Boxes are `[x1, y1, x2, y2]` in pixels of the original video frame, times in seconds.", "",
               "## Licence", "",
               f"Annotations: `{licence}` (the official R-AVST annotations, zhlllau/R-AVST, are MIT). The videos are "

@@ -229,12 +229,12 @@ class BaselineBackend:
     def _vad_model(self) -> Any | None:
         if not self._vad_tried:
             self._vad_tried = True
+            from ravst.models.vad import load_vad
+
             try:
-                from silero_vad import load_silero_vad
+                self._vad = load_vad().model
             except ImportError:
                 log.warning("silero-vad is not installed: av-signal uses audio energy only")
-            else:
-                self._vad = load_silero_vad()
         return self._vad
 
     def _profile(self, path: Path) -> SoundProfile:

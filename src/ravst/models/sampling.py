@@ -39,9 +39,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # imported where used: ``ravst CMD --help`` stays light
+    import numpy as np
 
 __all__ = [
     "AUDIO_SAMPLE_RATE",
@@ -209,6 +210,8 @@ def frame_times(
 ) -> np.ndarray:
     """Nominal times (``index / source_fps``, s) of the frames :func:`sample_frame_indices` picks;
     the real times are the decoded frames' timestamps (:attr:`SampledVideo.times_s`)."""
+    import numpy as np
+
     idx = sample_frame_indices(total_frames, source_fps, fps=fps, max_frames=max_frames, min_frames=min_frames)
     return np.asarray(idx, dtype=np.float64) / source_fps
 
@@ -232,6 +235,8 @@ def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     horizontal and vertical passes. Measured on the real clips: most pixels equal, the others
     off by a few levels at sharp edges (tolerance in ``docs/inference.md``; the tests check it).
     """
+    import numpy as np
+
     if frame.shape[0] == height and frame.shape[1] == width:
         return frame
     import torch
@@ -339,6 +344,8 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
     subclass ``TruncatedVideoError`` for a file that ends well before its claimed duration. A
     clip without an audio track gets ``audio=None`` (logged) rather than an error.
     """
+    import numpy as np
+
     from ravst.media.audio import load_audio
     from ravst.media.video import MediaError, iter_frames_by_index, probe
 

@@ -158,8 +158,18 @@ class OpenCVDetector:
         return out
 
     def _people(self, image: np.ndarray, gray: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
-        rects, weights = self.hog.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
-        boxes = [(float(x), float(y), float(x + w), float(y + h)) for x, y, w, h in rects]
+        import cv2
+
+        # OpenCV's HOG crashes the process (SIGSEGV) on an image smaller than its 64x128 window
+        # plus padding (e.g. a 16:9 frame shrunk to max_side 160 is 90 px tall): upscale for it
+        win_w, win_h = self.hog.winSize
+        pad = 8
+        h, w = gray.shape[:2]
+        up = max(1.0, win_h / max(h + 2 * pad, 1), win_w / max(w + 2 * pad, 1))
+        hog_in = gray if up == 1.0 else cv2.resize(gray, (math.ceil(w * up), math.ceil(h * up)),
+                                                   interpolation=cv2.INTER_LINEAR)
+        rects, weights = self.hog.detectMultiScale(hog_in, winStride=(8, 8), padding=(pad, pad), scale=1.05)
+        boxes = [(float(x) / up, float(y) / up, float(x + bw) / up, float(y + bh) / up) for x, y, bw, bh in rects]
         scores = [1.0 / (1.0 + math.exp(-float(w))) for w in np.asarray(weights).reshape(-1)]
         for x, y, w, h in self.upper.detectMultiScale(gray, 1.1, 4):
             boxes.append((float(x), float(y), float(x + w), float(y + h)))

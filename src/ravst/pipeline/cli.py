@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "with `all` or `annotate` and no --analyzer: the detector's")
     parser.add_argument("--sam2", help="annotate.sam2_model: a local SAM2 video model folder, 'auto' or 'none'")
     parser.add_argument("--subset", action="append", help="keep only this UnAV-100 subset (repeatable)")
+    parser.add_argument("--hf", action="store_true",
+                        help="split (and all): also write BUILD/split/hf/, a Hugging Face dataset folder "
+                             "(config split.hf; split.hf_videos: symlink, copy or none)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -49,6 +52,8 @@ def _config(args: argparse.Namespace) -> Any:
         top["videos_dir"] = args.videos
     if args.engine:
         top["engine"] = args.engine
+    if getattr(args, "hf", False):
+        top["split"] = dataclasses.replace(cfg.split, hf=True)
     if args.subset:
         top["filter"] = dataclasses.replace(cfg.filter, subsets=tuple(args.subset))
     if args.analyzer or (args.model and args.stage == "analyze"):

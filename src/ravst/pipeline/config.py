@@ -272,16 +272,25 @@ class QAConfig:
             raise ValueError(f"QAConfig.same_box_iou must be in (0, 1], got {self.same_box_iou!r}")
 
 
+HF_VIDEO_MODES = ("symlink", "copy", "none")
+
+
 @dataclass(frozen=True)
 class SplitConfig:
     """Train / test split by video."""
 
     test_fraction: float = _h("share of QAs in the test split (paper Table 5: 1,633 / 8,166)", 0.2)
     seed: int = _h("seed of the video shuffle", 0)
+    hf: bool = _h("also write the splits as a Hugging Face dataset folder split/hf/ (the `ravst export hf` "
+                  "layout; `ravst build split --hf`)", False)
+    hf_videos: str = _h("videos/ of split/hf/: symlink (to videos_dir), copy, or none (video_path null)", "symlink")
+    hf_license: str = _h("licence id in the dataset card of split/hf/", "other")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_fraction < 1.0:
             raise ValueError(f"SplitConfig.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.hf_videos not in HF_VIDEO_MODES:
+            raise ValueError(f"SplitConfig.hf_videos must be one of {', '.join(HF_VIDEO_MODES)}, got {self.hf_videos!r}")
 
 
 @dataclass(frozen=True)

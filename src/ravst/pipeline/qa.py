@@ -85,10 +85,12 @@ class QAMeta:
     objects: tuple[str, ...]
     flags: tuple[dict[str, str], ...] = ()
     boxes: dict[str, Any] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    """The event's categories (every label of a merged event): what the official layout drops."""
 
     def to_json(self) -> dict[str, Any]:
         return {"qa_id": self.qa_id, "kind": self.kind, "objects": list(self.objects),
-                "flags": [dict(f) for f in self.flags], "boxes": dict(self.boxes)}
+                "flags": [dict(f) for f in self.flags], "boxes": dict(self.boxes), "labels": list(self.labels)}
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ def generate_checked(record: dict[str, Any], cfg: QAConfig) -> CheckedQAs:
     asked: set[str] = set()
     for event_index, event in enumerate(record["events"]):
         objects = event.get("objects", [])
+        event_labels = tuple(str(x) for x in event.get("labels") or ([event["label"]] if event.get("label") else []))
         sounding = list(dict.fromkeys(o["name"] for o in objects if o["audible"]))
         silent = [n for n in dict.fromkeys(o["name"] for o in objects if not o["audible"]) if n not in sounding]
         start, end = float(event["start_s"]), float(event["end_s"])
@@ -315,7 +318,7 @@ def generate_checked(record: dict[str, Any], cfg: QAConfig) -> CheckedQAs:
             if chosen and extra.get("sounding", True):  # a box QA of sounding objects
                 flags += [f for n in names for f in box_flags_of.get(n, [])]
             metas.append(QAMeta(item.qa_id, item.kind, tuple(names), tuple(flags),
-                                _box_summary(chosen) if chosen else {}))
+                                _box_summary(chosen) if chosen else {}, event_labels))
             items.append(item)
     return CheckedQAs(tuple(items), tuple(metas), dict(sorted(dropped.items())), dict(sorted(objects_dropped.items())))
 

@@ -305,11 +305,11 @@ class _AnnotateFn:
 def check_annotate_models(cfg: PipelineConfig) -> None:
     """Raise :class:`StartupError` now when the detector's (or SAM2's) weights are not on this
     machine, before any stage runs (``ravst build all`` checks this first)."""
-    from ravst.pipeline.annotate import _DETECTOR_WAYS_ON, local_model_path
-
     a = cfg.annotate
     if a.baseline:
         return
+    from ravst.pipeline.annotate import _DETECTOR_WAYS_ON, local_model_path
+
     if not a.detector_model:
         raise StartupError(f"annotate: the {a.backend} detector needs a model. {_DETECTOR_WAYS_ON}")
     try:
@@ -325,8 +325,6 @@ def check_annotate_models(cfg: PipelineConfig) -> None:
 
 
 def run_annotate(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
-    from ravst.pipeline.annotate import load_annotators
-
     source = _need(Path(cfg.out_dir) / "analyze" / "analyze.jsonl", "the analyze output")
     _need_fresh(source.parent)
     videos = _need(Path(cfg.videos_dir), "the videos folder (config 'videos_dir')") if cfg.videos_dir else None
@@ -338,6 +336,8 @@ def run_annotate(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.annotate), listing_fp)
     detector = propagator = None
     if _will_run(Path(cfg.out_dir) / "annotate", fingerprint):
+        from ravst.pipeline.annotate import load_annotators  # numpy, cv2: only when the stage runs
+
         check_annotate_models(cfg)
         detector, propagator = load_annotators(cfg.annotate)  # ONCE: a failure stops the stage here
     fn = _AnnotateFn(cfg.annotate, str(videos), detector, propagator)
@@ -452,6 +452,48 @@ def run_qa(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
 
 
 # ------------------------------------------------------------------ split
+HF_DIR = "hf"
+"""``split/hf/``: the splits as a Hugging Face dataset folder (``split.hf``, ``ravst build split --hf``)."""
+
+
+def _split_fingerprint(cfg: PipelineConfig) -> str:
+    """The split section's fingerprint. Without ``hf`` it is the hash of ``seed`` and
+    ``test_fraction`` alone, as before ``split.hf`` existed (such builds stay up to date); with it,
+    the dataset folder's options and the videos folder its links point into are added."""
+    s = cfg.split
+    core = hashlib.sha256(json.dumps({"seed": s.seed, "test_fraction": s.test_fraction}, sort_keys=True,
+                                     default=str).encode()).hexdigest()[:16]
+    if not s.hf:
+        return core
+    hf = json.dumps([s.hf_videos, s.hf_license, str(Path(cfg.videos_dir).resolve()) if cfg.videos_dir else ""])
+    return _fp(core, hashlib.sha256(hf.encode()).hexdigest()[:16])
+
+
+def _write_split_hf(cfg: PipelineConfig, stage_dir: Path, splits: dict[str, Any], source: Path,
+                    warnings: list[str]) -> Path:
+    """``split/hf/`` through :func:`ravst.formats.hf.export_hf` (the one writer of that layout)."""
+    import shutil
+
+    from ravst.formats.hf import export_hf
+
+    s = cfg.split
+    if s.hf_videos != "none" and not cfg.videos_dir:
+        raise ValueError(f"split.hf with split.hf_videos: {s.hf_videos} needs the config's videos_dir "
+                         "(or set split.hf_videos: none)")
+    out = stage_dir / HF_DIR
+    for stale in stage_dir.glob(f".{HF_DIR}.tmp-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = stage_dir / f".{HF_DIR}.tmp-{os.getpid()}"
+    result = export_hf(splits, tmp, videos_dir=cfg.videos_dir or None, video_mode=s.hf_videos,
+                       licence=s.hf_license, name=f"R-AVST build {Path(cfg.out_dir).resolve().name}",
+                       source=str(source), notes=warnings)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    log.info("split: wrote the Hugging Face dataset folder %s (%s; %d videos, %s)", out,
+             ", ".join(f"{k} {n} QAs" for k, n in result.n_rows.items()), result.n_videos, s.hf_videos)
+    return out
+
+
 def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     from ravst.formats.official import read_official, write_official
     from ravst.pipeline.split import split_counts, split_items
@@ -460,9 +502,10 @@ def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
     _need_fresh(source.parent)
     stage_dir = Path(cfg.out_dir) / "split"
     stage_dir.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fp(file_fingerprint(source), config_fingerprint(cfg.split))
+    fingerprint = _fp(file_fingerprint(source), _split_fingerprint(cfg))
     counts_path = stage_dir / "counts.json"
-    skipped = stage_is_current(stage_dir, fingerprint)
+    skipped = stage_is_current(stage_dir, fingerprint) and (
+        not cfg.split.hf or (stage_dir / HF_DIR / "README.md").is_file())  # e.g. deleted by hand
     if not skipped:
         (stage_dir / "manifest.json").unlink(missing_ok=True)
         from ravst.pipeline.qa import read_sidecar
@@ -482,8 +525,17 @@ def run_split(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         write_jsonl_atomic(stage_dir / "split.jsonl", [{"video": v, "split": s} for v, s in assignment.items()])
         counts = split_counts(splits)
         atomic_write_text(counts_path, json.dumps(counts, indent=2) + "\n")
+        hf_dir = None
+        if cfg.split.hf:
+            hf_dir = _write_split_hf(cfg, stage_dir, splits, source, list(provenance["warnings"] or []))
+        elif (stage_dir / HF_DIR).is_dir():  # written by an earlier run with split.hf: now stale
+            import shutil
+
+            shutil.rmtree(stage_dir / HF_DIR)
+            log.info("split: removed %s (split.hf is off)", stage_dir / HF_DIR)
         write_manifest(stage_dir, "split", fingerprint, inputs=[source], counts=counts,
-                       baseline=provenance["baseline"], warnings=provenance["warnings"])
+                       baseline=provenance["baseline"], warnings=provenance["warnings"],
+                       **({"hf": HF_DIR} if hf_dir else {}))
     counts = json.loads(counts_path.read_text(encoding="utf-8"))
     n = counts["total"]["qas"]
     return StageResult("split", stage_dir, stage_dir / "split.jsonl", stage_dir / "split.jsonl",
@@ -514,6 +566,12 @@ def run_stats(cfg: PipelineConfig, *, progress: bool = True) -> StageResult:
         records = read_jsonl(source)
         items = read_official(qa_path) if qa_path.exists() else []
         table = table1_counts(records, items)
+        if qa_path.exists():  # the QA file's own counts: what `ravst report --qa` on it shows
+            from ravst.pipeline.qa import read_sidecar
+            from ravst.pipeline.stats import records_from_qas
+
+            labels = {m["qa_id"]: m.get("labels", []) for m in (read_sidecar(qa_path) or {}).get("qas", [])}
+            table["qa_set"] = table1_counts(records_from_qas(items, labels), items)
         plots = plot_figure3(records, stage_dir, cfg.stats, cfg.filter)
         atomic_write_text(stage_dir / "stats.json", json.dumps(table, indent=2) + "\n")
         atomic_write_text(stage_dir / "stats.md", table1_markdown(table))

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ravst.pipeline.config import FilterConfig, StatsConfig
 from ravst.types import QAItem
 
-__all__ = ["plot_figure3", "table1_counts", "table1_markdown"]
+__all__ = ["NO_CATEGORY", "plot_figure3", "records_from_qas", "table1_counts", "table1_markdown"]
+
+NO_CATEGORY = "(no category)"
+"""Plot label of an event whose category is not known; never counted as a category."""
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +34,8 @@ log = logging.getLogger(__name__)
 def table1_counts(records: Sequence[dict[str, Any]], items: Sequence[QAItem]) -> dict[str, Any]:
     """Counts like Table 1 (videos, categories, average length, objects per video) plus QAs."""
     n = len(records)
-    labels = {label for r in records for e in r["events"] for label in e.get("labels", [e["label"]])}
+    labels = {label for r in records for e in r["events"] for label in e.get("labels", [e["label"]])
+              if label and label != NO_CATEGORY}
     objects = [len({o["name"] for e in r["events"] for o in e.get("objects", [])}) for r in records]
     mentions = [o for r in records for e in r["events"] for o in e.get("objects", [])]
     tasks = Counter(i.kind for i in items)
@@ -46,6 +50,46 @@ def table1_counts(records: Sequence[dict[str, Any]], items: Sequence[QAItem]) ->
         "qas": len(items),
         "qas_per_kind": dict(sorted(tasks.items())),
     }
+
+
+def records_from_qas(items: Sequence[QAItem], labels: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
+    """Per-video records (``video_id``, ``duration_s``, ``events`` with ``label``, ``labels``,
+    ``start_s``, ``end_s``, ``objects`` ``{name, audible}``) of the events that have QAs, rebuilt
+    from the QAs: the records :func:`table1_counts` counts for a QA file (``stats.json``'s
+    ``qa_set`` block, and the report's dataset statistics: one counter for both).
+
+    An event's categories: ``labels[qa_id]`` of any of its QAs (a build's sidecar carries all the
+    labels of a merged event; ``ravst eval --unav100`` gives one per QA), else ``item.category``;
+    an event with none is plotted as ``NO_CATEGORY`` and not counted as a category.
+    """
+    labels = labels or {}
+    videos: dict[str, float] = {}
+    events: dict[tuple[str, int], dict[str, Any]] = {}
+    objects: dict[tuple[str, int], dict[str, bool]] = defaultdict(dict)
+    for item in items:
+        videos[item.video] = item.duration_s
+        key = (item.video, item.event_index)
+        span = item.answer.span or item.query_span
+        known = [x for x in labels.get(item.qa_id, ()) if x] or ([item.category] if item.category else [])
+        ev = events.setdefault(key, {"label": NO_CATEGORY, "labels": [], "start_s": None, "end_s": None})
+        for label in known:
+            if label not in ev["labels"]:
+                ev["labels"].append(label)
+        if ev["labels"]:
+            ev["label"] = ev["labels"][0]
+        if span is not None and ev["start_s"] is None:
+            ev["start_s"], ev["end_s"] = span.start_s, span.end_s
+        for name in item.answer.objects:
+            objects[key][name] = objects[key].get(name, False) or item.sounding
+    records = []
+    for video, duration in videos.items():
+        evs = []
+        for (v, ei), ev in sorted(events.items()):
+            if v != video or ev["start_s"] is None:
+                continue
+            evs.append({**ev, "objects": [{"name": n, "audible": a} for n, a in objects[(v, ei)].items()]})
+        records.append({"video_id": video, "duration_s": duration, "events": evs})
+    return records
 
 
 def table1_markdown(table: dict[str, Any]) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,35 +114,15 @@ def load_eval(path: Path, *, name: str | None = None, pred: Path | None = None) 
                    pred_is_gt, backend, preds)
 
 
-def dataset_records(items: Sequence[QAItem], categories: Mapping[str, str | None] | None = None) -> list[dict[str, Any]]:
-    """Per-video records (``video_id``, ``duration_s``, ``events`` with ``label``, ``start_s``,
-    ``end_s`` and ``objects`` ``{name, audible}``) rebuilt from QAs, for the Figure 3 plots.
-    ``categories`` (qa_id -> event category, e.g. from ``per_qa.jsonl``) fills in the labels that
-    the official layout does not carry."""
-    categories = categories or {}
-    videos: dict[str, float] = {}
-    events: dict[tuple[str, int], dict[str, Any]] = {}
-    objects: dict[tuple[str, int], dict[str, bool]] = defaultdict(dict)
-    for item in items:
-        videos[item.video] = item.duration_s
-        key = (item.video, item.event_index)
-        span = item.answer.span or item.query_span
-        label = item.category or categories.get(item.qa_id) or "(no category)"
-        ev = events.setdefault(key, {"label": label, "start_s": None, "end_s": None})
-        if ev["label"] == "(no category)":
-            ev["label"] = label
-        if span is not None and ev["start_s"] is None:
-            ev["start_s"], ev["end_s"] = span.start_s, span.end_s
-        for name in item.answer.objects:
-            audible = item.sounding
-            objects[key][name] = objects[key].get(name, False) or audible
-    records = []
-    for video, duration in videos.items():
-        evs = []
-        for (v, ei), ev in sorted(events.items()):
-            if v != video or ev["start_s"] is None:
-                continue
-            objs = [{"name": n, "audible": a} for n, a in objects[(v, ei)].items()]
-            evs.append({**ev, "objects": objs})
-        records.append({"video_id": video, "duration_s": duration, "events": evs})
-    return records
+def dataset_records(items: Sequence[QAItem], categories: Mapping[str, str | None] | None = None,
+                    labels: Mapping[str, Sequence[str]] | None = None) -> list[dict[str, Any]]:
+    """Per-video records rebuilt from QAs (:func:`ravst.pipeline.stats.records_from_qas`, the
+    counter of the build's ``stats.json`` ``qa_set``), for the Figure 3 plots and counts.
+    ``labels`` (qa_id -> the event's labels, from a build's sidecar) and ``categories`` (qa_id ->
+    event category, e.g. from ``per_qa.jsonl``) fill in what the official layout does not carry;
+    the sidecar's labels win (they hold every label of a merged event)."""
+    from ravst.pipeline.stats import records_from_qas
+
+    merged: dict[str, Sequence[str]] = {q: [c] for q, c in (categories or {}).items() if c}
+    merged.update({q: list(v) for q, v in (labels or {}).items() if v})
+    return records_from_qas(items, merged)

@@ -52,6 +52,12 @@ def _png(fig: Any) -> bytes:
 def bars(title: str, groups: Sequence[str], series: Mapping[str, Sequence[float | None]],
          ylabel: str = "%") -> bytes:
     """Grouped bar chart: one group per x label, one bar per series (model); None = no bar."""
+    return _png(bars_figure(title, groups, series, ylabel))
+
+
+def bars_figure(title: str, groups: Sequence[str], series: Mapping[str, Sequence[float | None]],
+                ylabel: str = "%") -> Any:
+    """The matplotlib figure of :func:`bars` (not yet rendered)."""
     plt = _plt()
     legend_w = 2.4 if len(series) > 1 else 0.0
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(groups) * max(1, len(series)) ** 0.5 + 2) + legend_w, 3.4))
@@ -67,6 +73,11 @@ def bars(title: str, groups: Sequence[str], series: Mapping[str, Sequence[float 
             for xv, v in zip(xs, vals, strict=True):
                 ax.text(xv, (0 if np.isnan(v) else v) + 1, "-" if np.isnan(v) else f"{v:.0f}",
                         ha="center", va="bottom", fontsize=6)
+    # every group in the chart, also one whose bars are all missing (autoscaling only sees bars of
+    # finite height and would leave such a group, and its "-" labels, outside the axes)
+    ax.set_xlim(-0.5, max(len(groups), 1) - 0.5)
+    if not any(v is not None for values in series.values() for v in values):
+        ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#666")
     ax.set_xticks(x)
     rotate = max((len(g) for g in groups), default=0) > 10
     ax.set_xticklabels(groups, rotation=30 if rotate else 0, ha="right" if rotate else "center")
@@ -75,7 +86,27 @@ def bars(title: str, groups: Sequence[str], series: Mapping[str, Sequence[float 
     ax.set_title(textwrap.fill(title, 60), fontsize=9)
     if len(series) > 1:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _png(fig)
+    return fig
+
+
+def frame_row_size_in(n: int, width: int, height: int) -> tuple[float, float]:
+    """Figure size (inches) of a row of ``n`` frames of ``width`` x ``height`` pixels.
+
+    A landscape frame gets a 2.6 in tall figure (the panel as wide as the aspect gives); a
+    portrait one a panel as wide as a square frame's (1.95 in) and the height its aspect needs
+    (at most 6 in), so that a 9:16 clip is not drawn a thumbnail-thin strip.
+
+    >>> frame_row_size_in(4, 320, 240)
+    (10.6, 2.6)
+    >>> frame_row_size_in(4, 360, 640)
+    (8.0, 4.07)
+    """
+    k = max(1, n)
+    aspect = width / max(height, 1)
+    if aspect >= 1.0:
+        return round(2.6 * k * aspect * 0.75 + 0.2, 2), 2.6
+    panel_w = 2.6 * 0.75
+    return round(panel_w * k + 0.2, 2), round(min(panel_w / aspect + 0.6, 6.0), 2)
 
 
 def frames_with_boxes(
@@ -93,7 +124,7 @@ def frames_with_boxes(
 
     n = len(frames)
     h, w = frames.shape[1:3] if n else (1, 1)
-    fig, axes = plt.subplots(1, max(1, n), figsize=(2.6 * max(1, n) * w / max(h, 1) * 0.75 + 0.2, 2.6))
+    fig, axes = plt.subplots(1, max(1, n), figsize=frame_row_size_in(n, w, h))
     axes = np.atleast_1d(axes)
     for k, ax in enumerate(axes):
         ax.axis("off")

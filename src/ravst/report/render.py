@@ -231,21 +231,30 @@ def _breakdowns(runs: Sequence[EvalRun]) -> str:
 
 
 def _dataset(items: Sequence[QAItem], qa_path: Path | None, runs: Sequence[EvalRun]) -> str:
+    from ravst.pipeline.qa import read_sidecar
+    from ravst.pipeline.stats import table1_counts
+
     cats = {r["qa_id"]: r.get("category") for run in runs for r in run.rows if r.get("category")}
-    records = dataset_records(items, cats)
+    meta = (read_sidecar(qa_path) if qa_path is not None else None) or {}
+    labels = {m["qa_id"]: m["labels"] for m in meta.get("qas", []) if m.get("labels")}
+    records = dataset_records(items, cats, labels)
     figs, backend = plots.dataset_figures(records)
-    n_events = sum(len(r["events"]) for r in records)
-    kinds: dict[str, int] = {}
-    for it in items:
-        kinds[it.kind] = kinds.get(it.kind, 0) + 1
-    n_obj = [len({o["name"] for e in r["events"] for o in e["objects"]}) for r in records]
-    mean_len = sum(float(r["duration_s"]) for r in records) / max(1, len(records))
+    counts = table1_counts(records, items)  # the counter of the build's stats.json ("qa_set")
+    unknown = sum(1 for r in records for e in r["events"] if not e["labels"])
+    categories = str(counts["categories"]) + (f" ({unknown} event{'s' if unknown != 1 else ''} without one)"
+                                              if unknown else "")
+    kinds = counts["qas_per_kind"]
     summary = table(["videos", "categories", "avg length (s)", "objects / video", "events", "QAs", *sorted(kinds)],
-                    [[str(len(records)), str(len({e["label"] for r in records for e in r["events"]})),
-                      f"{mean_len:.1f}", f"{sum(n_obj) / max(1, len(records)):.2f}", str(n_events), str(len(items)),
+                    [[str(counts["videos"]), categories, f"{counts['avg_video_s']:.1f}",
+                      f"{counts['avg_objects_per_video']:.2f}", str(counts["events"]), str(counts["qas"]),
                       *(str(kinds[k]) for k in sorted(kinds))]])
     body = "".join(img(png, name, name.replace("_", " ")) for name, png in figs)
-    how = f"{backend}, from the QAs in {qa_path}" + ("; event categories from per_qa.jsonl" if cats else "")
+    how = (f"{backend}, from the QAs in {qa_path} (counted by ravst.pipeline.stats.table1_counts, as the "
+           "build's stats.json 'qa_set')"
+           + ("; event categories from the QA file's build sidecar" if labels else "")
+           + ("; event categories from per_qa.jsonl" if cats and not labels else "")
+           + ("" if labels or cats else "; no event categories (give `ravst eval --unav100`, or a build's QA file "
+                                        "with its .meta.json sidecar)"))
     return summary + body + source(how)
 
 
@@ -292,8 +301,13 @@ def _answer_text(answer: Answer | None) -> str:
         return "(no prediction)"
     parts = [", ".join(answer.objects) or "(no object)"]
     parts += [f"[{s.start_s:.1f}, {s.end_s:.1f}]" for s in answer.spans]
-    parts.append(f"{sum(int(t.nonempty.sum()) for t in answer.tracks)} boxes")
+    parts.append(_count(sum(int(t.nonempty.sum()) for t in answer.tracks), "box", "boxes"))
     return "; ".join(parts)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    """``1 box``, ``0 boxes``, ``2 boxes``."""
+    return f"{n} {one if n == 1 else many}"
 
 
 @dataclass(frozen=True)
@@ -342,7 +356,8 @@ def _samples(runs: Sequence[EvalRun], items: Sequence[QAItem], videos: Path | No
         legend += "<p>Runs that feed the ground truth back are not drawn (their boxes are the green ones).</p>"
     parts = [legend] if videos is not None else ["<p>No --videos folder given: no frames drawn.</p>"]
     if missing and videos is not None:
-        parts.append(f"<p>{missing} of {len(paths)} videos are not in {esc(videos)}; their QAs are not drawn.</p>")
+        parts.append(f"<p>{missing} of {_count(len(paths), 'video', 'videos')} {'is' if missing == 1 else 'are'} "
+                     f"not in {esc(videos)}; their QAs are not drawn.</p>")
     for item in chosen:
         times = sorted({float(t) for tr in item.answer.tracks for t, ok in zip(tr.times_s, tr.nonempty, strict=True)
                         if ok})

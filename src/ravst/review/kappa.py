@@ -15,8 +15,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # imported where used: ``ravst CMD --help`` stays light
+    import numpy as np
 
 __all__ = [
     "SCALE",
@@ -53,6 +55,8 @@ def quadratic_weighted_kappa(
     ``labels`` are ignored (as scikit-learn does). Returns ``nan`` when the expected weighted
     disagreement is zero (for example both raters always give the same single score).
     """
+    import numpy as np
+
     a = np.asarray(rater_a).reshape(-1)
     b = np.asarray(rater_b).reshape(-1)
     if a.shape != b.shape:
@@ -100,6 +104,8 @@ def agreement(pairs: Sequence[tuple[int, int]]) -> AgreementStats:
     >>> agreement([(4, 4), (3, 2), (1, 1)]).exact_agreement
     0.6666666666666666
     """
+    import numpy as np
+
     if not pairs:
         return AgreementStats(0, math.nan, math.nan, math.nan)
     arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -198,6 +204,8 @@ def build_report(
     >>> r.overall.n_pairs, r.mean_score_all, r.n_kept, r.mean_score_kept
     (2, 3.25, 1, 4.0)
     """
+    import numpy as np
+
     n_items = 0
     by_count: dict[int, int] = {}
     hist: dict[int, int] = dict.fromkeys(SCALE, 0)

@@ -78,27 +78,58 @@ def _offline() -> bool:
                for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
-def model_load_error(path: str, exc: BaseException | None = None) -> str:
+HUB_PROBE_TIMEOUT_S = 3.0
+"""Seconds to wait for a TCP connection to the Hugging Face Hub before calling it unreachable."""
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub (``HF_ENDPOINT``, default huggingface.co) cannot be reached, or
+    None when a TCP connection opens within ``HUB_PROBE_TIMEOUT_S`` (without this probe, loading
+    a hub id with no network retries for minutes before it fails)."""
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parts = urlsplit(endpoint)
+    host = parts.hostname or "huggingface.co"
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} unreachable ({type(exc).__name__}: {exc})"
+
+
+def model_load_error(path: str, exc: BaseException | None = None, unreachable: str | None = None) -> str:
     """The one line for a model (or processor) that cannot be loaded."""
     if Path(path).is_dir():
         first = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
         return f"model.path {path}: the folder does not hold a loadable model/processor: {first}"
-    why = "HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set" if _offline() else "no network to the Hugging Face Hub"
+    why = ("HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set" if _offline() else
+           f"no network to the Hugging Face Hub: {unreachable}" if unreachable else "no network to the Hugging Face Hub")
     return (f"model.path {path!r} is not a local folder and is not in the Hugging Face cache ({why}): download it "
             f"where there is network (e.g. `huggingface-cli download {path} --local-dir DIR`) and set "
             f"model.path to that folder (--set model.path=DIR)")
 
 
-def _hub_model_missing(path: str) -> bool:
-    """A hub id that is neither a local folder nor cached, with the hub switched off."""
-    if Path(path).is_dir() or not _offline():
-        return False
+def _hub_model_missing(path: str) -> str | None:
+    """The error line for a hub id that is neither a local folder nor cached while the hub is
+    switched off (``HF_HUB_OFFLINE``) or cannot be reached; None when loading may go on."""
+    if Path(path).is_dir():
+        return None
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        return not isinstance(try_to_load_from_cache(path, "config.json"), str)
+        cached = isinstance(try_to_load_from_cache(path, "config.json"), str)
     except ValueError:  # not a valid repo id either
-        return True
+        cached = False
+    if cached:
+        return None
+    if _offline():
+        return model_load_error(path)
+    unreachable = hub_unreachable()
+    return None if unreachable is None else model_load_error(path, unreachable=unreachable)
 
 
 class _QuietHub:
@@ -122,8 +153,9 @@ def _check_prompts_dry(cfg: Any, dataset: Any) -> None:
 
     from ravst.train.grpo import check_prompt_lengths
 
-    if _hub_model_missing(cfg.model.path):
-        raise ValueError(model_load_error(cfg.model.path))
+    missing = _hub_model_missing(cfg.model.path)
+    if missing:
+        raise ValueError(missing)
     try:
         with _QuietHub():
             processor = AutoProcessor.from_pretrained(cfg.model.path)
@@ -173,8 +205,9 @@ def run(args: argparse.Namespace) -> int:
         check_run(cfg, command)
         if args.dry_run:
             return 0
-        if _hub_model_missing(cfg.model.path):
-            raise ValueError(model_load_error(cfg.model.path))
+        missing = _hub_model_missing(cfg.model.path)
+        if missing:
+            raise ValueError(missing)
         try:
             if command == "grpo":
                 from ravst.train.grpo import run_grpo
