@@ -62,6 +62,7 @@ class Setup:
     max_completion_length: int = 160
     beta: float = 0.04
     similarity: str = "exact"
+    hidden_size: int = 64
 
 
 # ----------------------------------------------------------------------------- data and model
@@ -70,9 +71,9 @@ def prepare(work: Path, setup: Setup) -> tuple[Path, Path, Path]:
     from ravst.synth import SynthConfig, synthesize
     from ravst.testing.tiny_qwen import build_tiny_qwen_vl
 
-    model = work / "tiny_vl"
+    model = work / f"tiny_vl_h{setup.hidden_size}"
     if not (model / "config.json").exists():
-        build_tiny_qwen_vl(model, seed=setup.seed)
+        build_tiny_qwen_vl(model, seed=setup.seed, hidden_size=setup.hidden_size)
     synth = work / f"synth_n{setup.n_clips}_s{setup.clip_seed}"
     if not (synth / "qa.json").exists():
         synthesize(synth, setup.n_clips, setup.clip_seed,
@@ -262,6 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/bench_reward_dynamics"))
     p.add_argument("--clips", type=int, default=Setup.n_clips, help="synthetic clips (3-7 QAs each)")
     p.add_argument("--max-completion-length", type=int, default=Setup.max_completion_length)
+    p.add_argument("--tasks", nargs="+", default=list(Setup.tasks), choices=Setup.tasks)
+    p.add_argument("--sft-lr", type=float, default=Setup.sft_lr)
+    p.add_argument("--grpo-lr", type=float, default=Setup.grpo_lr)
+    p.add_argument("--hidden-size", type=int, default=Setup.hidden_size, help="tiny model width")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -273,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    setup = Setup(n_clips=args.clips, max_completion_length=args.max_completion_length)
+    setup = Setup(n_clips=args.clips, max_completion_length=args.max_completion_length, sft_lr=args.sft_lr,
+                  grpo_lr=args.grpo_lr, hidden_size=args.hidden_size, tasks=tuple(args.tasks))
     rules = RULES if args.rule == "both" else (args.rule,)
     report = run(args.out, setup, args.sft_steps, args.grpo_steps, rules)
     counters = report["reward_counters"]
