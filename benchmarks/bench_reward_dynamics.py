@@ -48,14 +48,15 @@ METRICS = ("format", "object", "temporal", "spatial", "total", "total_gated", "t
 class Setup:
     """What both rules share: the clips, the model sizes, the training settings."""
 
-    n_clips: int = 4
+    n_clips: int = 8
     clip_seed: int = 0
     seed: int = 0
-    tasks: tuple[str, ...] = ("temporal", "spatial", "spatiotemporal")
+    tasks: tuple[str, ...] = ("temporal",)
     max_frames: int = 4
     max_pixels: int = 112 * 112
     min_pixels: int = 56 * 56
-    sft_lr: float = 3e-3
+    sft_lr: float = 1e-2
+    sft_batch: int = 4
     grpo_lr: float = 1e-3
     num_generations: int = 4
     prompts_per_step: int = 2
@@ -104,7 +105,7 @@ def warm_start(model: Path, qa: Path, videos: Path, out: Path, setup: Setup, ste
     from ravst.train.sft import build_sft_trainer, save_final
 
     raw = _base(model, qa, videos, out, setup, steps, setup.sft_lr)
-    raw["per_device_train_batch_size"] = 2
+    raw["per_device_train_batch_size"] = setup.sft_batch
     raw["num_train_epochs"] = 1000.0  # max_steps decides
     trainer = build_sft_trainer(SFTRunConfig.from_dict(raw))
     trainer.train()
@@ -263,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("out/bench_reward_dynamics"))
     p.add_argument("--clips", type=int, default=Setup.n_clips, help="synthetic clips (3-7 QAs each)")
     p.add_argument("--max-completion-length", type=int, default=Setup.max_completion_length)
-    p.add_argument("--tasks", nargs="+", default=list(Setup.tasks), choices=Setup.tasks)
+    p.add_argument("--tasks", nargs="+", default=list(Setup.tasks), choices=("temporal", "spatial", "spatiotemporal"))
     p.add_argument("--sft-lr", type=float, default=Setup.sft_lr)
     p.add_argument("--grpo-lr", type=float, default=Setup.grpo_lr)
     p.add_argument("--hidden-size", type=int, default=Setup.hidden_size, help="tiny model width")
