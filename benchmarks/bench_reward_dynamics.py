@@ -4,7 +4,7 @@ A tiny random Qwen2.5-VL (``ravst.testing.tiny_qwen``, the model of ``ravst dev 
 warm-started with the project's SFT trainer (``ravst.train.sft``) on the ground-truth answers of
 synthetic clips (``ravst synth``: exact GT; the official QAs have no clip in ``../shared/data``),
 then trained with the project's GRPO trainer (``ravst.train.grpo``, TRL) twice from that one
-checkpoint, same seed:
+checkpoint, with the same seed (``--seeds``: once per rule and seed):
 
 - ``old``: ``rewards.content_requires_format: false`` -- object / temporal / spatial scored on the
   lenient parse whatever the format (the rule before issue 11);
@@ -14,10 +14,12 @@ Each GRPO step records the format rate, the mean object / temporal / spatial rew
 the rule pays, plus both totals scored on the same completions (``total_gated``: what the new
 rule would pay, ``total_ungated``: what the old rule would pay) through zero-weight reward
 functions, so both runs are read on both scales. Output under ``--out``: ``curves.csv``,
-``curves.json`` (config, machine, per-step rows, final samples), ``table.md`` (printed too).
+``curves.json`` (config, machine, per-step rows, per-run goal check, final samples), ``table.md``
+(printed too): block means over steps and seeds, then per run the first and last block and the
+number of block-to-block moves where the format rate fell while the paid total rose.
 
     PYTHONPATH=src .venv/bin/python benchmarks/bench_reward_dynamics.py \\
-        [--sft-steps 50] [--grpo-steps 60] [--rule old|new|both] [--out out/bench_reward_dynamics]
+        [--sft-steps 50] [--grpo-steps 60] [--rule old|new|both] [--seeds 0 1 2] [--out out/bench_reward_dynamics]
 
 A tiny random model says what the reward rule makes the optimiser do on this stack, not what a
 7B model would learn.
@@ -48,7 +50,7 @@ METRICS = ("format", "object", "temporal", "spatial", "total", "total_gated", "t
 class Setup:
     """What both rules share: the clips, the model sizes, the training settings."""
 
-    n_clips: int = 8
+    n_clips: int = 4
     clip_seed: int = 0
     seed: int = 0
     tasks: tuple[str, ...] = ("temporal",)
@@ -133,9 +135,9 @@ class _Recorder:
         return values
 
 
-def grpo_curve(warm: Path, qa: Path, videos: Path, out: Path, setup: Setup, rule: str,
-               steps: int) -> tuple[list[dict[str, Any]], list[tuple[str, str, float | None]]]:
-    """GRPO from the warm checkpoint under one rule; per-step rows and the last batch's samples."""
+def grpo_curve(warm: Path, qa: Path, videos: Path, out: Path, setup: Setup, rule: str, steps: int,
+               seed: int = 0) -> tuple[list[dict[str, Any]], list[tuple[str, str, float | None]]]:
+    """GRPO from the warm checkpoint under one rule and seed; per-step rows and the last batch's samples."""
     import dataclasses
 
     from ravst.train.config import GRPORunConfig
@@ -144,6 +146,7 @@ def grpo_curve(warm: Path, qa: Path, videos: Path, out: Path, setup: Setup, rule
     if rule not in RULES:
         raise ValueError(f"rule {rule!r} is not one of {RULES}")
     raw = _base(warm, qa, videos, out, setup, steps, setup.grpo_lr)
+    raw["seed"] = seed
     raw.update(num_generations=setup.num_generations,
                per_device_train_batch_size=setup.num_generations * setup.prompts_per_step,
                gradient_accumulation_steps=1, max_completion_length=setup.max_completion_length,
@@ -162,13 +165,13 @@ def grpo_curve(warm: Path, qa: Path, videos: Path, out: Path, setup: Setup, rule
     for h in trainer.state.log_history:
         if "rewards/format/mean" not in h:
             continue
-        row: dict[str, Any] = {"rule": rule, "step": int(h["step"])}
+        row: dict[str, Any] = {"rule": rule, "seed": seed, "step": int(h["step"])}
         for m in METRICS:
             row[m] = _num(h.get(f"rewards/{m}/mean"))
         row["completion_tokens"] = _num(h.get("completions/mean_length"))
         row["kl"] = _num(h.get("kl"))
         rows.append(row)
-    log.info("GRPO %s: %d steps in %.1f s", rule, len(rows), wall)
+    log.info("GRPO %s seed %d: %d steps in %.1f s", rule, seed, len(rows), wall)
     samples = [(q, t, v) for (q, t, v) in (ungated.last or [])]
     gated_last = {(q, t): v for q, t, v in gated.last}
     return rows, [(q, t, gated_last.get((q, t))) for q, t, _ in samples]
@@ -187,22 +190,57 @@ def _mean(values: Sequence[float | None]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
+def _cell(v: float | None, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _blocks(rows: Sequence[dict[str, Any]], rule: str, block: int) -> list[list[dict[str, Any]]]:
+    """The rows of one rule (every seed) in blocks of ``block`` consecutive steps."""
+    mine = [r for r in rows if r["rule"] == rule]
+    steps = sorted({r["step"] for r in mine})
+    return [[r for r in mine if r["step"] in steps[lo:lo + block]] for lo in range(0, len(steps), block)]
+
+
 def table(rows: Sequence[dict[str, Any]], block: int) -> str:
-    """Markdown: per rule, means over blocks of ``block`` steps."""
-    def cell(v: float | None, digits: int = 3) -> str:
-        return "-" if v is None else f"{v:.{digits}f}"
+    """Markdown: per rule, means over blocks of ``block`` steps (and over the seeds)."""
+    cell = _cell
 
     head = ("| rule | steps | format rate | object | temporal | spatial | total (paid) | total gated | "
             "total ungated | completion tokens |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for rule in RULES:
-        mine = [r for r in rows if r["rule"] == rule]
-        for lo in range(0, len(mine), block):
-            chunk = mine[lo:lo + block]
-            span = f"{chunk[0]['step']}-{chunk[-1]['step']}"
+        for chunk in _blocks(rows, rule, block):
+            span = f"{min(r['step'] for r in chunk)}-{max(r['step'] for r in chunk)}"
             vals = [cell(_mean([r[m] for r in chunk])) for m in METRICS]
             tokens = cell(_mean([r["completion_tokens"] for r in chunk]), 1)
             lines.append(f"| {rule} | {span} | " + " | ".join(vals) + f" | {tokens} |")
+    return "\n".join(lines)
+
+
+def goal_rows(rows: Sequence[dict[str, Any]], block: int) -> list[dict[str, Any]]:
+    """Per (rule, seed): format and paid total of the first and last block, and the number of
+    block-to-block moves where the format rate fell while the paid total rose (the issue's goal:
+    format rises, and total does not rise while format falls)."""
+    out = []
+    for rule in RULES:
+        for seed in sorted({r["seed"] for r in rows if r["rule"] == rule}):
+            blocks = _blocks([r for r in rows if r["seed"] == seed], rule, block)
+            fmt = [_mean([r["format"] for r in b]) or 0.0 for b in blocks]
+            tot = [_mean([r["total"] for r in b]) or 0.0 for b in blocks]
+            bad = sum(1 for i in range(1, len(blocks)) if fmt[i] < fmt[i - 1] and tot[i] > tot[i - 1])
+            out.append({"rule": rule, "seed": seed, "format_first": fmt[0], "format_last": fmt[-1],
+                        "total_first": tot[0], "total_last": tot[-1], "moves_format_down_total_up": bad,
+                        "moves": len(blocks) - 1})
+    return out
+
+
+def goal_table(goals: Sequence[dict[str, Any]]) -> str:
+    lines = ["| rule | seed | format rate first -> last block | total (paid) first -> last block | "
+             "moves with format down and total up |", "|---|---:|---|---|---:|"]
+    for g in goals:
+        lines.append(f"| {g['rule']} | {g['seed']} | {_cell(g['format_first'])} -> {_cell(g['format_last'])} | "
+                     f"{_cell(g['total_first'])} -> {_cell(g['total_last'])} | "
+                     f"{g['moves_format_down_total_up']} / {g['moves']} |")
     return "\n".join(lines)
 
 
@@ -215,7 +253,8 @@ def machine() -> dict[str, Any]:
             "load_avg_1_5_15": [round(x, 2) for x in load], "platform": platform.platform()}
 
 
-def run(out: Path, setup: Setup, sft_steps: int, grpo_steps: int, rules: Sequence[str]) -> dict[str, Any]:
+def run(out: Path, setup: Setup, sft_steps: int, grpo_steps: int, rules: Sequence[str],
+        seeds: Sequence[int] = (0,)) -> dict[str, Any]:
     """The whole experiment; writes ``curves.csv``, ``curves.json``, ``table.md`` under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     work = out / "work"
@@ -227,29 +266,31 @@ def run(out: Path, setup: Setup, sft_steps: int, grpo_steps: int, rules: Sequenc
     rows: list[dict[str, Any]] = []
     samples: dict[str, list[tuple[str, str, float | None]]] = {}
     walls: dict[str, float] = {}
-    for rule in rules:
-        t1 = time.perf_counter()
-        r, s = grpo_curve(warm, qa, videos, work / f"grpo_{rule}", setup, rule, grpo_steps)
-        walls[rule] = round(time.perf_counter() - t1, 1)
-        rows += r
-        samples[rule] = s
+    for seed in seeds:
+        for rule in rules:
+            t1 = time.perf_counter()
+            r, s = grpo_curve(warm, qa, videos, work / f"grpo_{rule}_s{seed}", setup, rule, grpo_steps, seed)
+            walls[f"grpo_{rule}_s{seed}"] = round(time.perf_counter() - t1, 1)
+            rows += r
+            samples[f"{rule}_s{seed}"] = s
     block = max(1, grpo_steps // 6)
-    md = table(rows, block)
+    goals = goal_rows(rows, block)
+    md = table(rows, block) + "\n\n" + goal_table(goals)
     from ravst.rewards import COUNTERS
 
     report = {
         "setup": setup.__dict__ | {"tasks": list(setup.tasks)}, "sft_steps": sft_steps, "grpo_steps": grpo_steps,
-        "rules": list(rules), "machine_start": started, "machine_end": machine(),
-        "wall_s": {"prepare_and_sft": round(sft_s, 1), **{f"grpo_{k}": v for k, v in walls.items()}},
+        "rules": list(rules), "grpo_seeds": list(seeds), "sft_seed": setup.seed, "machine_start": started, "machine_end": machine(),
+        "wall_s": {"prepare_and_sft": round(sft_s, 1), **walls},
         "sft_loss_first_last": [sft_losses[0], sft_losses[-1]] if sft_losses else None,
-        "reward_counters": dict(COUNTERS), "rows": rows,
+        "reward_counters": dict(COUNTERS), "goals": goals, "rows": rows,
         "final_samples": {k: [{"qa_id": q, "text": t, "total_gated": g} for q, t, g in v[:8]]
                           for k, v in samples.items()},
         "table_block_steps": block,
     }
     (out / "curves.json").write_text(json.dumps(report, indent=1))
     with (out / "curves.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["rule", "step", *METRICS, "completion_tokens", "kl"])
+        writer = csv.DictWriter(fh, fieldnames=["rule", "seed", "step", *METRICS, "completion_tokens", "kl"])
         writer.writeheader()
         writer.writerows(rows)
     (out / "table.md").write_text(md + "\n")
@@ -262,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--grpo-steps", type=int, default=60)
     p.add_argument("--rule", choices=(*RULES, "both"), default="both")
     p.add_argument("--out", type=Path, default=Path("out/bench_reward_dynamics"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="GRPO seeds (each rule runs once per seed, from the one warm start of seed 0)")
     p.add_argument("--clips", type=int, default=Setup.n_clips, help="synthetic clips (3-7 QAs each)")
     p.add_argument("--max-completion-length", type=int, default=Setup.max_completion_length)
     p.add_argument("--tasks", nargs="+", default=list(Setup.tasks), choices=("temporal", "spatial", "spatiotemporal"))
@@ -282,12 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup = Setup(n_clips=args.clips, max_completion_length=args.max_completion_length, sft_lr=args.sft_lr,
                   grpo_lr=args.grpo_lr, hidden_size=args.hidden_size, tasks=tuple(args.tasks))
     rules = RULES if args.rule == "both" else (args.rule,)
-    report = run(args.out, setup, args.sft_steps, args.grpo_steps, rules)
+    report = run(args.out, setup, args.sft_steps, args.grpo_steps, rules, args.seeds)
     counters = report["reward_counters"]
     if counters.get("error") or counters.get("bad_qa"):
         log.warning("reward errors during the run: %s (see the log)", counters)
-    print(table(report["rows"], report["table_block_steps"]))  # noqa: T201 (benchmark report)
-    print(json.dumps({"wall_s": report["wall_s"], "machine_end": report["machine_end"]}))  # noqa: T201
+    print((args.out / "table.md").read_text())
+    print(json.dumps({"wall_s": report["wall_s"], "machine_end": report["machine_end"]}))
     return 0
 
 
