@@ -21,6 +21,12 @@ number of block-to-block moves where the format rate fell while the paid total r
     PYTHONPATH=src .venv/bin/python benchmarks/bench_reward_dynamics.py \\
         [--sft-steps 50] [--grpo-steps 60] [--rule old|new|both] [--seeds 0 1 2] [--out out/bench_reward_dynamics]
 
+Defaults (the run of docs/benchmarks.md): 4 clips of 6-8 s, temporal QAs only (with the
+spatial / spatio-temporal box lists the tiny model had format rate 0 after 50 SFT steps, so no
+rule can be told apart), 4 frames of about 112x84 px, exact object names. The clips and the
+tiny model are built once under ``--out``/work and reused; x264 does not always write the same
+bytes for a clip (docs/synth.md), so a fresh ``--out`` can start from another warm start.
+
 A tiny random model says what the reward rule makes the optimiser do on this stack, not what a
 7B model would learn.
 """
@@ -48,7 +54,8 @@ METRICS = ("format", "object", "temporal", "spatial", "total", "total_gated", "t
 
 @dataclass(frozen=True)
 class Setup:
-    """What both rules share: the clips, the model sizes, the training settings."""
+    """What both rules share: the clips, the model sizes, the training settings (SFT and GRPO
+    learning rates, group size, completion budget)."""
 
     n_clips: int = 4
     clip_seed: int = 0
@@ -170,6 +177,7 @@ def grpo_curve(warm: Path, qa: Path, videos: Path, out: Path, setup: Setup, rule
             row[m] = _num(h.get(f"rewards/{m}/mean"))
         row["completion_tokens"] = _num(h.get("completions/mean_length"))
         row["kl"] = _num(h.get("kl"))
+        row["zero_spread_groups"] = _num(h.get("frac_reward_zero_std"))  # groups giving no gradient
         rows.append(row)
     log.info("GRPO %s seed %d: %d steps in %.1f s", rule, seed, len(rows), wall)
     samples = [(q, t, v) for (q, t, v) in (ungated.last or [])]
@@ -206,14 +214,16 @@ def table(rows: Sequence[dict[str, Any]], block: int) -> str:
     cell = _cell
 
     head = ("| rule | steps | format rate | object | temporal | spatial | total (paid) | total gated | "
-            "total ungated | completion tokens |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+            "total ungated | completion tokens | groups with zero reward spread |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for rule in RULES:
         for chunk in _blocks(rows, rule, block):
             span = f"{min(r['step'] for r in chunk)}-{max(r['step'] for r in chunk)}"
             vals = [cell(_mean([r[m] for r in chunk])) for m in METRICS]
             tokens = cell(_mean([r["completion_tokens"] for r in chunk]), 1)
-            lines.append(f"| {rule} | {span} | " + " | ".join(vals) + f" | {tokens} |")
+            flat = cell(_mean([r["zero_spread_groups"] for r in chunk]), 2)
+            lines.append(f"| {rule} | {span} | " + " | ".join(vals) + f" | {tokens} | {flat} |")
     return "\n".join(lines)
 
 
@@ -290,7 +300,7 @@ def run(out: Path, setup: Setup, sft_steps: int, grpo_steps: int, rules: Sequenc
     }
     (out / "curves.json").write_text(json.dumps(report, indent=1))
     with (out / "curves.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["rule", "seed", "step", *METRICS, "completion_tokens", "kl"])
+        writer = csv.DictWriter(fh, fieldnames=["rule", "seed", "step", *METRICS, "completion_tokens", "kl", "zero_spread_groups"])
         writer.writeheader()
         writer.writerows(rows)
     (out / "table.md").write_text(md + "\n")
