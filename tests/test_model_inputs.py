@@ -299,6 +299,31 @@ def test_two_videos_text_between_and_after(kind: str, in_video: bool, models: di
     assert len(grids) == 2
 
 
+def test_start_up_check_passes_on_a_model_that_ends_at_once(models: dict[str, Path]) -> None:
+    """A trained checkpoint may answer end-of-turn as its first greedy token (an SFT-warm-started
+    model did, on the synthetic check prompt): the check still sees a decoding step."""
+    import torch
+
+    from ravst.models.mrope import verify_model_positions
+    from ravst.testing.tiny_qwen import load_tiny_model
+
+    model = load_tiny_model(models["vl"])
+    eos = int(model.generation_config.eos_token_id)
+
+    def always_eos(_module: Any, _inputs: Any, logits: Any) -> Any:
+        out = torch.zeros_like(logits)
+        out[..., eos] = 10.0
+        return out
+
+    model.lm_head.register_forward_hook(always_eos)
+    with torch.no_grad():
+        first = model.generate(input_ids=torch.tensor([[1, 2, 3]]), max_new_tokens=2, do_sample=False,
+                               pad_token_id=0)
+    assert first[0, -1].item() == eos and first.shape[1] == 4  # it stops after one token
+    check = verify_model_positions(model)
+    assert set(check.verified_paths) == {"generate(position_ids)", "generate()", "forward(position_ids)"}
+
+
 def test_start_up_check_reports_and_refuses(models: dict[str, Path], videos_dir: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The check finds what the installed transformers computes; when the text model drops the

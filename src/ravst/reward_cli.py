@@ -36,8 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--word2vec", type=Path, default=None,
                         help="official mode: gensim KeyedVectors (GoogleNews-300); default: the shipped table. "
                              "ravst mode: the vectors of --similarity word2vec")
-    parser.add_argument("--similarity", choices=("minilm", "word2vec", "exact"), default="minilm",
-                        help="ravst mode: object-name similarity (default minilm, like the trainer)")
+    parser.add_argument("--similarity", choices=("hybrid", "minilm", "word2vec", "exact"), default="hybrid",
+                        help="ravst mode: object-name similarity (default hybrid, like the trainer and ravst eval)")
     parser.add_argument("--content-ungated", action="store_true",
                         help="ravst mode: the old rule (content scored on malformed answers too), for comparison")
     parser.add_argument("--out", type=Path, required=True, help="output JSONL")

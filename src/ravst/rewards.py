@@ -142,7 +142,11 @@ class RewardConfig:
     )
     no_temporal_reward: bool = field(default=False, metadata={"help": "Ablation: lambda_t = 0 everywhere."})
     no_spatial_reward: bool = field(default=False, metadata={"help": "Ablation: lambda_s = 0 everywhere."})
-    similarity: str = field(default="minilm", metadata={"help": "ravst mode: minilm, word2vec or exact."})
+    similarity: str = field(
+        default="hybrid",
+        metadata={"help": "ravst mode: hybrid (ravst eval's default: head-noun rules, then MiniLM), minilm, "
+                  "word2vec or exact."},
+    )
     tau: float | None = field(default=None, metadata={"help": "ravst mode: similarity threshold (None: default)."})
     word2vec_path: str | None = field(default=None, metadata={"help": "KeyedVectors for similarity word2vec."})
     official_vocab: str | None = field(
@@ -167,8 +171,10 @@ class RewardConfig:
             raise ValueError(f"rewards.mode: {self.mode!r} is not one of {MODES}")
         if not self.format_weight >= 0:
             raise ValueError(f"rewards.format_weight: must be >= 0, got {self.format_weight}")
-        if self.similarity not in ("minilm", "word2vec", "exact"):
-            raise ValueError(f"rewards.similarity: {self.similarity!r} is not minilm, word2vec or exact")
+        from ravst.similarity import BACKENDS
+
+        if self.similarity not in BACKENDS:
+            raise ValueError(f"rewards.similarity: {self.similarity!r} is not one of {', '.join(BACKENDS)}")
         if self.similarity == "word2vec" and not self.word2vec_path:
             raise ValueError("rewards.similarity word2vec needs rewards.word2vec_path")
         if self.mode == "official" and not self.official_vocab:

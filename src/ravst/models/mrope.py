@@ -531,7 +531,9 @@ def verify_model_positions(model: Any) -> PositionCheck:
                     first_installed = int(installed[0, 0, after])
             dev = _on(model, inputs)
             n = ref.shape[-1]
-            gen_kw = {"max_new_tokens": 2, "do_sample": False, "pad_token_id": 0}
+            # min_new_tokens: a trained model may end its answer at once (greedy end-of-turn), and the
+            # check needs one decoding step after the prefill
+            gen_kw = {"max_new_tokens": 2, "min_new_tokens": 2, "do_sample": False, "pad_token_id": 0}
             for label, extra in (("generate(position_ids)", {"position_ids": ref.to(dev["input_ids"].device)}),
                                  ("generate()", {})):
                 with torch.no_grad(), capture_rotary_positions(model) as seen:
