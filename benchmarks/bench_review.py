@@ -217,6 +217,9 @@ def run_phase(root: Path, name: str, args: argparse.Namespace) -> dict[str, Any]
             for p in spinners:
                 p.start()
         load_before = os.getloadavg()[0]
+        # the same scheduling priority for all: the point is a machine shared with other work
+        nice = {"server": os.getpriority(os.PRIO_PROCESS, server.pid), "clients": os.getpriority(os.PRIO_PROCESS, 0),
+                "spinners": [os.getpriority(os.PRIO_PROCESS, p.pid or 0) for p in spinners]}
 
         async def main() -> None:
             await asyncio.gather(*(reviewer(port, t, stop_at, args, random.Random(i), lat, errors, acked)
@@ -237,6 +240,8 @@ def run_phase(root: Path, name: str, args: argparse.Namespace) -> dict[str, Any]
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    writer = [line.split("writer thread: ", 1)[1] for line in log.read_text(errors="replace").splitlines()
+              if "writer thread: " in line]
     conn = sqlite3.connect(db_path)
     ids = {name_: rid for rid, name_ in conn.execute("SELECT id, name FROM reviewers")}
     by_token = {t: ids[f"r{i}"] for i, t in enumerate(tokens)}
@@ -254,7 +259,8 @@ def run_phase(root: Path, name: str, args: argparse.Namespace) -> dict[str, Any]
     return {"phase": name, "seconds": elapsed, "scores_acked": len(acked), "scores_stored": len(stored),
             "scores_per_s": len(acked) / elapsed, "errors": len(errors), "error_examples": errors[:5],
             "lost": lost, "loadavg_1m_start": load_before, "loadavg_1m_end": load_after,
-            "load_procs": args.load_procs if name == "loaded" else 0, "routes": routes,
+            "load_procs": args.load_procs if name == "loaded" else 0, "nice": nice,
+            "writer": writer[-1] if writer else "(not logged)", "routes": routes,
             "goal_met": bool(routes) and not errors and lost == 0
             and all(r["p99_ms"] <= GOAL_P99_MS for r in routes.values())}
 
@@ -292,7 +298,8 @@ def main() -> int:
         sys.stdout.write(f"{res['phase']}: {res['scores_acked']} scores acknowledged ({res['scores_per_s']:.0f}/s), "
                          f"{res['errors']} errors, {res['lost']} lost, load average {res['loadavg_1m_start']:.1f}"
                          f" -> {res['loadavg_1m_end']:.1f}, {res['load_procs']} spinning processes; "
-                         f"goal {'met' if res['goal_met'] else 'NOT met'}\n")
+                         f"goal {'met' if res['goal_met'] else 'NOT met'}; nice {res['nice']}\n"
+                         f"  server writer thread: {res['writer']}\n")
         for example in res["error_examples"]:
             sys.stdout.write(f"  error: {example}\n")
     if args.json is not None:

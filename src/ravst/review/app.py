@@ -599,6 +599,7 @@ def create_app(
             yield
         finally:
             db.stop_writer()
+            log.info("%s: writer thread: %s", db.path, db.writer_stats().summary())
 
     app = FastAPI(title="ravst review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.db = db

@@ -45,6 +45,7 @@ __all__ = [
     "Reviewer",
     "ScoreResult",
     "Snapshot",
+    "WriterStats",
     "check_reviewer_name",
     "check_score",
     "hash_token",
@@ -280,6 +281,28 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class WriterStats:
+    """What the writer thread spent, summed over its batches (``ReviewDB.writer_stats``): wall
+    and thread-CPU seconds running the batches' statements, and wall and CPU seconds in
+    ``COMMIT`` (its wall time includes the fsync of ``synchronous=FULL``). Wall minus CPU of the
+    statements is time the thread was runnable or waiting for the GIL, not working."""
+
+    batches: int = 0
+    writes: int = 0
+    statements_wall_s: float = 0.0
+    statements_cpu_s: float = 0.0
+    commit_wall_s: float = 0.0
+    commit_cpu_s: float = 0.0
+
+    def summary(self) -> str:
+        """One line, per batch means in milliseconds."""
+        n = max(self.batches, 1)
+        return (f"{self.batches} batches, {self.writes} writes ({self.writes / n:.1f} per batch); per batch: "
+                f"statements {1000 * self.statements_wall_s / n:.2f} ms wall / {1000 * self.statements_cpu_s / n:.2f}"
+                f" ms CPU, commit {1000 * self.commit_wall_s / n:.2f} ms wall / {1000 * self.commit_cpu_s / n:.2f} ms CPU")
+
+
+@dataclass(frozen=True)
 class ItemRow:
     id: int
     qa_id: str
@@ -317,6 +340,7 @@ class ReviewDB:
         self._writer_conn: sqlite3.Connection | None = None
         self._queue: queue.SimpleQueue[_Job | None] | None = None
         self._writer_thread: threading.Thread | None = None
+        self._stats = WriterStats()
         if not self._memory:
             parent = Path(self.path).parent
             if not parent.is_dir():
@@ -466,15 +490,21 @@ class ReviewDB:
                 batch.append(job)
             self._run_batch(batch)
 
+    def writer_stats(self) -> WriterStats:
+        """Totals of the writer thread's batches so far (see ``WriterStats``)."""
+        return self._stats
+
     def _run_batch(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        wall1, cpu1 = wall0, cpu0
         try:
             with self._write() as conn:
                 for fn, future, atomic in batch:
                     if atomic:  # one statement: SQLite undoes it alone if it fails
                         try:
                             outcomes.append((future, fn(conn), None))
-                        except Exception as exc:  # this job fails alone  # noqa: BLE001
+                        except Exception as exc:  # this job fails alone
                             if not conn.in_transaction:  # an I/O error rolled the whole batch back
                                 raise
                             outcomes.append((future, None, exc))
@@ -489,11 +519,17 @@ class ReviewDB:
                     else:
                         conn.execute("RELEASE job")
                         outcomes.append((future, result, None))
+                wall1, cpu1 = time.perf_counter(), time.thread_time()  # then the COMMIT
         except Exception as exc:  # the batch or its commit failed: nothing of the batch is stored  # noqa: BLE001
             log.error("%s: a batch of %d writes failed to commit: %s", self.path, len(batch), exc)
             for _, future, _ in batch:
                 future.set_exception(ReviewDBError(f"{self.path}: write failed: {exc}"))
             return
+        wall2, cpu2 = time.perf_counter(), time.thread_time()
+        st = self._stats
+        self._stats = WriterStats(st.batches + 1, st.writes + len(batch), st.statements_wall_s + wall1 - wall0,
+                                  st.statements_cpu_s + cpu1 - cpu0, st.commit_wall_s + wall2 - wall1,
+                                  st.commit_cpu_s + cpu2 - cpu1)
         for future, result, error in outcomes:
             if error is None:
                 future.set_result(result)
