@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ravst.review.db import REVIEWS_PER_ITEM, ConflictError, ReviewDB, ReviewDBError, _record_claim
+from ravst.review.db import REVIEWS_PER_ITEM, ConflictError, ReviewDB, ReviewDBError, record_claim
 
 
 def brute_progress(path: Path, reviewer_id: int) -> dict[str, int]:
@@ -188,7 +188,7 @@ def test_invariants_hold_for_any_writer(tmp_path: Path) -> None:
     raw.close()
     assert [db.progress(r) for r in (1, 2, 3)] == before == [brute_progress(db.path, r) for r in (1, 2, 3)]
     with pytest.raises(ReviewDBError, match="refused by the database"):
-        db.submit(lambda conn: _record_claim(conn, 3, 1), atomic=True).result()
+        db.submit(lambda conn: record_claim(conn, 3, 1), atomic=True).result()
 
 
 def test_schema_2_database_is_upgraded_and_recounted(tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ __all__ = [
     "check_reviewer_name",
     "check_score",
     "hash_token",
+    "record_claim",
+    "write_score",
 ]
 
 log = logging.getLogger(__name__)
@@ -490,6 +492,35 @@ class ReviewDB:
                 batch.append(job)
             self._run_batch(batch)
 
+    def begin_batch(self) -> sqlite3.Connection:
+        """Take the writer connection for a batch (``ravst.review.loopwriter``): the write lock,
+        then ``BEGIN IMMEDIATE``; ``end_batch`` (possibly from another thread) ends both."""
+        self._write_lock.acquire()
+        try:
+            conn = self._wconn()
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._write_lock.release()
+            raise
+        return conn
+
+    def end_batch(self, *, commit: bool) -> None:
+        """``COMMIT`` (raises when it fails, after rolling back) or roll back the batch that
+        ``begin_batch`` opened, then release the write lock."""
+        try:
+            conn = self._wconn()
+            if commit:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            self._write_lock.release()
+
     def writer_stats(self) -> WriterStats:
         """Totals of the writer thread's batches so far (see ``WriterStats``)."""
         return self._stats
@@ -720,7 +751,7 @@ class ReviewDB:
         """``submit_score`` through the write queue: the value is checked now (raises
         ``ReviewDBError``), the future resolves once committed."""
         note = check_score(score, note)
-        return self.submit(lambda conn: _score(conn, reviewer_id, item_id, score, note, revise), atomic=True)
+        return self.submit(lambda conn: write_score(conn, reviewer_id, item_id, score, note, revise), atomic=True)
 
     def claim_future(self, reviewer_id: int) -> Future[int | None]:
         """``next_item``: an open item of theirs is read at once (no write); a new claim goes
@@ -736,7 +767,7 @@ class ReviewDB:
     def record_claim_future(self, reviewer_id: int, item_id: int) -> Future[int]:
         """Store a claim already decided in memory (``ravst.review.state``) through the write
         queue; the future resolves once committed, or fails when the rows contradict it."""
-        return self.submit(lambda conn: _record_claim(conn, reviewer_id, item_id), atomic=True)
+        return self.submit(lambda conn: record_claim(conn, reviewer_id, item_id), atomic=True)
 
     def snapshot(self) -> Snapshot:
         """Every row the in-memory state (``ravst.review.state``) is built from, read in one
@@ -882,7 +913,7 @@ def _assign(conn: sqlite3.Connection, reviewer_id: int, item_id: int) -> None:
         raise ReviewDBError(f"claim of item {item_id} by reviewer {reviewer_id} refused by the database: {exc}") from exc
 
 
-def _record_claim(conn: sqlite3.Connection, reviewer_id: int, item_id: int) -> int:
+def record_claim(conn: sqlite3.Connection, reviewer_id: int, item_id: int) -> int:
     """Store a claim decided elsewhere (``ravst.review.state``); refuses one the rows contradict
     (an unknown, unreviewable or full item, or one already held: the triggers and the primary key)."""
     _assign(conn, reviewer_id, item_id)
@@ -899,7 +930,7 @@ _UPSERT_SCORE = (
 in one statement; no row back: the same score again, or a different one without ``revise``."""
 
 
-def _score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int, note: str,
+def write_score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int, note: str,
            revise: bool) -> ScoreResult:
     """One statement when the score is new or revised (the triggers check the assignment and keep
     the counters); a read only to tell ``unchanged`` from a conflict. Writes nothing when it raises."""
