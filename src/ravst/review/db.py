@@ -1,4 +1,4 @@
-"""The review database: SQLite in WAL mode, one short transaction per request.
+"""The review database: SQLite in WAL mode, writes grouped into short transactions (group commit).
 
 Tables (see docs/review.md for every column): ``meta`` (schema version, the QA file the
 database was created for, the media-signing secret), ``items`` (one row per QA), ``reviewers``
@@ -326,7 +326,8 @@ class ReviewDB:
     SQLite's polling busy handler is not on the request path (``busy_timeout`` only covers
     another process, e.g. ``add-reviewer`` while the server runs).
 
-    ``start_writer()`` (the server does this) adds a writer thread fed by a FIFO queue:
+    ``start_writer()`` (for callers without an event loop; the server uses
+    ``ravst.review.loopwriter`` over ``begin_batch`` / ``end_batch`` instead) adds a writer thread fed by a FIFO queue:
     ``submit(fn)`` returns a future; the thread takes every queued write (up to
     ``WRITE_BATCH_MAX``), runs each in its own SAVEPOINT inside one transaction, commits once
     (group commit: one fsync for the batch) and only then resolves the futures, so an

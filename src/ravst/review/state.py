@@ -5,7 +5,8 @@ server's own writes, which all pass through here and through the one writer queu
 (docs/review.md):
 
 * a claim (``GET /api/next``) is DECIDED here at once, on the event loop: no SQL and no wait
-  for the writer's commits; the row is then stored through the write queue (group commit) and
+  for the writer's commits; the row is then stored through the writer (group commit: the
+  server's ``ravst.review.loopwriter.LoopWriter``, or ``ReviewDB``'s writer thread) and
   the request is answered only once it is committed, so a claim is permanent even across a
   ``kill -9`` (the same promise as before);
 * a score is checked and stored by the writer (the SQL stays the authority for ``recorded``,
