@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ravst.review.db import REVIEWS_PER_ITEM, ConflictError, NotAssignedError, ReviewDB, ReviewDBError
+from ravst.review.db import (
+    REVIEWS_PER_ITEM,
+    ConflictError,
+    NotAssignedError,
+    ReviewDB,
+    ReviewDBError,
+    WriteFailed,
+)
 from ravst.review.state import ReviewState, StateOutOfStep
 from test_review_db import brute_progress, items
 
@@ -216,3 +223,33 @@ def test_loop_writer_claim_refused_by_the_database_rebuilds_the_state(tmp_path: 
 
     asyncio.run(run())
     assert "could not be stored" in caplog.text and "rebuilding" in caplog.text
+
+
+def test_loop_writer_batch_that_cannot_begin_fails_its_requests(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    db = make_db(tmp_path / "r.sqlite", 10, ["a"], [True] * 10, 0)
+    state = ReviewState(db, loop_writes=True)
+    (a,) = (r.id for r in db.reviewers())
+
+    def locked() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    async def run() -> None:
+        original = db.begin_batch
+        db.begin_batch = locked  # type: ignore[assignment,method-assign]
+        with pytest.raises(StateOutOfStep, match="database is locked"):
+            await asyncio.wait_for(state.next_item(a), 10)  # answered (503), not left hanging
+        db.begin_batch = original  # type: ignore[method-assign]
+        item = await state.next_item(a)  # rebuilt, then stored
+        assert item is not None
+        db.begin_batch = locked  # type: ignore[assignment,method-assign]
+        with pytest.raises(WriteFailed, match="database is locked"):  # the route answers 503
+            await asyncio.wait_for(state.submit_score(a, item, 3), 10)
+        db.begin_batch = original  # type: ignore[method-assign]
+        assert state.own_score(a, item) is None  # nothing applied: nothing was stored
+        assert (await state.submit_score(a, item, 3)).status == "recorded"
+        assert state.progress(a) == brute_progress(Path(db.path), a)
+        await state.close()
+
+    asyncio.run(run())
+    assert "failed to commit" in caplog.text

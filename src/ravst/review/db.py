@@ -45,6 +45,7 @@ __all__ = [
     "Reviewer",
     "ScoreResult",
     "Snapshot",
+    "WriteFailed",
     "WriterStats",
     "check_reviewer_name",
     "check_score",
@@ -233,6 +234,10 @@ class ReviewDBError(ValueError):
 
 class NotAssignedError(ReviewDBError):
     """The item is not assigned to this reviewer."""
+
+
+class WriteFailed(ReviewDBError):
+    """A batch of writes could not begin or commit (disk, lock): nothing of it is stored; retry."""
 
 
 class ConflictError(ReviewDBError):
@@ -555,7 +560,7 @@ class ReviewDB:
         except Exception as exc:  # the batch or its commit failed: nothing of the batch is stored  # noqa: BLE001
             log.error("%s: a batch of %d writes failed to commit: %s", self.path, len(batch), exc)
             for _, future, _ in batch:
-                future.set_exception(ReviewDBError(f"{self.path}: write failed: {exc}"))
+                future.set_exception(WriteFailed(f"{self.path}: write failed: {exc}"))
             return
         wall2, cpu2 = time.perf_counter(), time.thread_time()
         st = self._stats

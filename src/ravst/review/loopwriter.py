@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ravst.review.db import ReviewDB, ReviewDBError, WriterStats
+from ravst.review.db import ReviewDB, WriteFailed, WriterStats
 
 __all__ = ["LoopWriter"]
 
@@ -62,7 +62,11 @@ class LoopWriter:
         loop = asyncio.get_running_loop()
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        conn = self.db.begin_batch()
+        try:
+            conn = self.db.begin_batch()  # waits (busy timeout) only while another process writes
+        except Exception as exc:  # e.g. the database is locked or unreadable: this batch fails  # noqa: BLE001
+            self._finish(batch, None, exc, 0.0, 0.0, 0.0, 0.0)
+            return
         try:
             for fn, future in batch:
                 try:
@@ -102,7 +106,7 @@ class LoopWriter:
             log.error("%s: a batch of %d writes failed to commit: %s", self.db.path, len(batch), failure)
             for _, future in batch:
                 if not future.done():
-                    future.set_exception(ReviewDBError(f"{self.db.path}: write failed: {failure}"))
+                    future.set_exception(WriteFailed(f"{self.db.path}: write failed: {failure}"))
         else:
             assert outcomes is not None
             for future, result, exc in outcomes:
