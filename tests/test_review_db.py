@@ -1,5 +1,6 @@
 """The review database's kept counters and claim order against brute-force recounts from the
-raw tables, the group-commit write queue, and the upgrade of a schema-1 database."""
+raw tables, the group-commit write queue, the invariants the triggers enforce, and the upgrade of
+schema-1 and schema-2 databases."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ravst.review.db import REVIEWS_PER_ITEM, ConflictError, ReviewDB
+from ravst.review.db import REVIEWS_PER_ITEM, ConflictError, ReviewDB, ReviewDBError, record_claim
 
 
 def brute_progress(path: Path, reviewer_id: int) -> dict[str, int]:
@@ -158,9 +159,57 @@ def test_schema_1_database_is_upgraded(tmp_path: Path) -> None:
     conn.executescript(SCHEMA_1)
     conn.close()
     db = ReviewDB(path)
-    assert db.get_meta("schema_version") == "2"
+    assert db.get_meta("schema_version") == "3"
     assert db.progress(1) == brute_progress(path, 1) == {
         "scored": 1, "assigned": 2, "remaining": 2, "items_total": 3, "items_complete": 1}
     assert db.progress(2) == brute_progress(path, 2)
     assert db.next_item(1) == 2  # a's open item first
     assert db.next_item(2) == 2  # b completes the pair
+
+
+def test_invariants_hold_for_any_writer(tmp_path: Path) -> None:
+    """The schema-3 triggers refuse what the server never does, for every connection: a third
+    reviewer, an unreviewable item, a score for an item not assigned; a refused statement leaves
+    every counter as it was."""
+    db = ReviewDB(tmp_path / "r.sqlite")
+    for name in ("a", "b", "c"):
+        db.add_reviewer(name)
+    db.load_items(items(3), b"qa", reviewable=[True, True, False])
+    assert db.next_item(1) == 1 and db.next_item(2) == 1
+    before = [db.progress(r) for r in (1, 2, 3)]
+    raw = sqlite3.connect(db.path)
+    for sql in ("INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (1, 3, 0)",  # full
+                "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (3, 3, 0)",  # not reviewable
+                "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (1, 1, 0)",  # held
+                "INSERT INTO scores (item_id, reviewer_id, score, submitted_at) VALUES (2, 3, 2, 0)"):  # not assigned
+        with pytest.raises(sqlite3.IntegrityError):
+            raw.execute(sql)
+    raw.commit()
+    raw.close()
+    assert [db.progress(r) for r in (1, 2, 3)] == before == [brute_progress(db.path, r) for r in (1, 2, 3)]
+    with pytest.raises(ReviewDBError, match="refused by the database"):
+        db.submit(lambda conn: record_claim(conn, 3, 1), atomic=True).result()
+
+
+def test_schema_2_database_is_upgraded_and_recounted(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    db = ReviewDB(path)
+    db.add_reviewer("a")
+    db.add_reviewer("b")
+    db.load_items(items(4), b"qa")
+    db.submit_score(1, db.next_item(1), 3)
+    db.close()
+    raw = sqlite3.connect(path)  # as schema 2 left it: no triggers, and a counter off
+    for (name,) in raw.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        raw.execute(f"DROP TRIGGER {name}")
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.execute("UPDATE reviewers SET n_scored = 7")
+    raw.commit()
+    raw.close()
+    db = ReviewDB(path)
+    assert db.get_meta("schema_version") == "3"
+    assert db.progress(1) == brute_progress(path, 1) and db.progress(2) == brute_progress(path, 2)
+    item = db.next_item(2)  # the pair completes through the triggers
+    assert item == 1
+    db.submit_score(2, item, 4)
+    assert db.progress(2) == brute_progress(path, 2) and db.progress(2)["items_complete"] == 1

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from ravst.review.db import REVIEWS_PER_ITEM, ConflictError, NotAssignedError, ReviewDB, ReviewDBError
+from ravst.review.db import (
+    REVIEWS_PER_ITEM,
+    ConflictError,
+    NotAssignedError,
+    ReviewDB,
+    ReviewDBError,
+    WriteFailed,
+)
 from ravst.review.state import ReviewState, StateOutOfStep
 from test_review_db import brute_progress, items
 
@@ -83,10 +90,12 @@ def test_memory_claims_equal_sql_claims_and_counters_match_a_recount(tmp_path: P
     assert max(c for (c,) in per_item) <= REVIEWS_PER_ITEM
 
 
-def test_claims_through_the_writer_thread_are_committed_before_the_answer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop_writes", [False, True], ids=["writer-thread", "loop-writer"])
+def test_claims_and_scores_are_committed_before_the_answer(tmp_path: Path, loop_writes: bool) -> None:
     db = make_db(tmp_path / "r.sqlite", 200, [f"r{i}" for i in range(20)], [True] * 200, 0)
-    db.start_writer()
-    state = ReviewState(db)
+    if not loop_writes:
+        db.start_writer()
+    state = ReviewState(db, loop_writes=loop_writes)
     rids = [r.id for r in db.reviewers()]
 
     async def reviewer(rid: int) -> list[int]:
@@ -99,11 +108,17 @@ def test_claims_through_the_writer_thread_are_committed_before_the_answer(tmp_pa
                 "SELECT 1 FROM assignments WHERE item_id = ? AND reviewer_id = ?", (item, rid)).fetchone()
             assert seen is not None
             assert (await state.submit_score(rid, item, 1 + k % 4)).status == "recorded"
+            assert sqlite3.connect(db.path).execute(
+                "SELECT score FROM scores WHERE item_id = ? AND reviewer_id = ?", (item, rid)).fetchone() == (1 + k % 4,)
+            with pytest.raises(ConflictError):  # fails alone, inside a batch shared with the others' writes
+                await state.submit_score(rid, item, 1 + (k + 1) % 4)
             got.append(item)
         return got
 
     async def run() -> list[list[int]]:
-        return list(await asyncio.gather(*(reviewer(r) for r in rids)))
+        out = list(await asyncio.gather(*(reviewer(r) for r in rids)))
+        await state.close()
+        return out
 
     claimed = asyncio.run(run())
     db.stop_writer()
@@ -185,3 +200,56 @@ def test_hot_routes_answer_as_fastapi_renders(tmp_path: Path) -> None:
     with pytest.raises(ReviewDBError, match="not text"):
         ReviewDB(db_path).submit_score(1, item_id, 2, "\ud800", revise=True)
     assert json.loads(client.get("/api/me", headers=h).content)["progress"]["scored"] == 1
+
+
+def test_loop_writer_claim_refused_by_the_database_rebuilds_the_state(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    db = make_db(tmp_path / "r.sqlite", 10, ["a", "b", "c"], [True] * 10, 0)
+    state = ReviewState(db, loop_writes=True)
+    a, b, c = (r.id for r in db.reviewers())
+    first = db.next_item(b)  # rows changed behind the state's back: b and c hold the first item
+    assert db.next_item(c) == first
+
+    async def run() -> None:
+        with pytest.raises(StateOutOfStep, match="refused by the database"):
+            await state.next_item(a)  # memory still thinks the first item is free
+        item = await state.next_item(a)  # rebuilt from the database, then served
+        assert item is not None and item != first
+        assert sqlite3.connect(db.path).execute(
+            "SELECT COUNT(*) FROM assignments WHERE item_id = ?", (first,)).fetchone() == (2,)
+        for rid in (a, b, c):
+            assert state.progress(rid) == brute_progress(Path(db.path), rid)
+        await state.close()
+
+    asyncio.run(run())
+    assert "could not be stored" in caplog.text and "rebuilding" in caplog.text
+
+
+def test_loop_writer_batch_that_cannot_begin_fails_its_requests(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    db = make_db(tmp_path / "r.sqlite", 10, ["a"], [True] * 10, 0)
+    state = ReviewState(db, loop_writes=True)
+    (a,) = (r.id for r in db.reviewers())
+
+    def locked() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    async def run() -> None:
+        original = db.begin_batch
+        db.begin_batch = locked  # type: ignore[assignment,method-assign]
+        with pytest.raises(StateOutOfStep, match="database is locked"):
+            await asyncio.wait_for(state.next_item(a), 10)  # answered (503), not left hanging
+        db.begin_batch = original  # type: ignore[method-assign]
+        item = await state.next_item(a)  # rebuilt, then stored
+        assert item is not None
+        db.begin_batch = locked  # type: ignore[assignment,method-assign]
+        with pytest.raises(WriteFailed, match="database is locked"):  # the route answers 503
+            await asyncio.wait_for(state.submit_score(a, item, 3), 10)
+        db.begin_batch = original  # type: ignore[method-assign]
+        assert state.own_score(a, item) is None  # nothing applied: nothing was stored
+        assert (await state.submit_score(a, item, 3)).status == "recorded"
+        assert state.progress(a) == brute_progress(Path(db.path), a)
+        await state.close()
+
+    asyncio.run(run())
+    assert "failed to commit" in caplog.text

@@ -558,7 +558,7 @@ def create_app(
         log.info("queue order: %d flagged items first, then %d by judge score (lowest first)",
                  len(data.flags), len(judge))
     secret = db.media_secret()
-    state = ReviewState(db)  # who holds what, scores and counters, in memory (ravst.review.state)
+    state = ReviewState(db, loop_writes=True)  # who holds what, scores and counters, in memory (ravst.review.state)
     rows = db.item_rows()
     by_qa_id = {item.qa_id: item for item in data.items}
     items_by_id: dict[int, QAItem] = {row.id: by_qa_id[row.qa_id] for row in rows if row.qa_id in by_qa_id}
@@ -594,11 +594,12 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Any) -> Any:
-        db.start_writer()  # the group-commit writer thread, for as long as the server runs
+        # claims and scores: group commit from the event loop (ravst.review.loopwriter)
         try:
             yield
         finally:
-            db.stop_writer()
+            await state.close()
+            log.info("%s: writer thread: %s", db.path, state.writer_stats().summary())
 
     app = FastAPI(title="ravst review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.db = db

@@ -12,6 +12,7 @@ Sub-commands::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -136,6 +137,11 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("review app on http://%s:%d (%s %s, db %s)", args.host, args.port,
              "build" if args.build else "data", args.build or args.data, args.db)
     http, loop = _fast_parts()
+    # the objects built at start-up (items, payloads, the in-memory state: ~140,000 for 9,828
+    # items) live as long as the server: keep them out of the cyclic GC's full collections,
+    # which otherwise walk all of them (50-65 ms measured, a pause of the event loop)
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", lifespan="on", http=http, loop=loop)
     return 0
 

@@ -1,4 +1,4 @@
-"""The review database: SQLite in WAL mode, one short transaction per request.
+"""The review database: SQLite in WAL mode, writes grouped into short transactions (group commit).
 
 Tables (see docs/review.md for every column): ``meta`` (schema version, the QA file the
 database was created for, the media-signing secret), ``items`` (one row per QA), ``reviewers``
@@ -45,15 +45,21 @@ __all__ = [
     "Reviewer",
     "ScoreResult",
     "Snapshot",
+    "WriteFailed",
+    "WriterStats",
     "check_reviewer_name",
     "check_score",
     "hash_token",
+    "record_claim",
+    "write_score",
 ]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_Job = tuple[Callable[[sqlite3.Connection], Any], Future[Any], bool]
+"""A queued write: ``fn(conn)``, its future, and whether it is one statement (``submit``)."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 REVIEWS_PER_ITEM = 2
 """Each item is scored by this many different reviewers (the paper's dual scoring)."""
 MAX_NOTE_CHARS = 2000
@@ -123,8 +129,42 @@ CREATE INDEX IF NOT EXISTS items_complete ON items(reviewable, n_scored);
 CREATE INDEX IF NOT EXISTS scores_by_reviewer ON scores(reviewer_id);
 """
 """The claim query walks ``items_claim`` (no scan of all items) and the open-item query
-``assignments_open``; ``progress`` reads counters kept up to date by the writes (``pool`` and
-the ``n_*`` columns of ``reviewers``, recounted from the rows by ``load_items``)."""
+``assignments_open``; ``progress`` reads counters kept up to date by the triggers below (``pool``
+and the ``n_*`` columns of ``reviewers``, recounted from the rows by ``load_items``)."""
+
+_TRIGGERS = """
+CREATE TRIGGER IF NOT EXISTS assignment_check BEFORE INSERT ON assignments BEGIN
+    SELECT RAISE(ABORT, 'item is not reviewable or already has {per_item} reviewers')
+    WHERE NOT EXISTS (SELECT 1 FROM items WHERE id = NEW.item_id AND reviewable = 1 AND n_assigned < {per_item});
+END;
+CREATE TRIGGER IF NOT EXISTS assignment_counts AFTER INSERT ON assignments BEGIN
+    UPDATE items SET n_assigned = n_assigned + 1 WHERE id = NEW.item_id;
+    UPDATE reviewers SET n_assigned = n_assigned + 1,
+        n_half = n_half + ((SELECT n_assigned FROM items WHERE id = NEW.item_id) < {per_item})
+    WHERE id = NEW.reviewer_id;
+    UPDATE pool SET value = value + 1
+    WHERE key = 'full' AND (SELECT n_assigned FROM items WHERE id = NEW.item_id) = {per_item};
+    UPDATE reviewers SET n_half = n_half - 1
+    WHERE (SELECT n_assigned FROM items WHERE id = NEW.item_id) = {per_item} AND id IN
+        (SELECT reviewer_id FROM assignments WHERE item_id = NEW.item_id AND reviewer_id != NEW.reviewer_id);
+END;
+CREATE TRIGGER IF NOT EXISTS score_check BEFORE INSERT ON scores BEGIN
+    SELECT RAISE(ABORT, 'item is not assigned to this reviewer')
+    WHERE NOT EXISTS (SELECT 1 FROM assignments WHERE item_id = NEW.item_id AND reviewer_id = NEW.reviewer_id);
+END;
+CREATE TRIGGER IF NOT EXISTS score_counts AFTER INSERT ON scores BEGIN
+    UPDATE assignments SET scored = 1 WHERE item_id = NEW.item_id AND reviewer_id = NEW.reviewer_id;
+    UPDATE items SET n_scored = n_scored + 1 WHERE id = NEW.item_id;
+    UPDATE reviewers SET n_scored = n_scored + 1 WHERE id = NEW.reviewer_id;
+    UPDATE pool SET value = value + 1 WHERE key = 'complete'
+        AND (SELECT reviewable = 1 AND n_scored = {per_item} FROM items WHERE id = NEW.item_id);
+END;
+""".replace("{per_item}", str(REVIEWS_PER_ITEM))
+"""Schema 3: the counters are kept by SQLite itself, so a claim or a score is ONE statement from
+Python (the triggers run inside it, in SQLite's C code, without the GIL being released and taken
+again per statement), and the invariants hold for every writer: at most ``REVIEWS_PER_ITEM``
+reviewers per item, only reviewable items handed out, a score only for an assigned item (a
+refused statement is rolled back whole, its triggers' changes included)."""
 
 _RECOUNT = (
     "UPDATE items SET n_assigned = (SELECT COUNT(*) FROM assignments a WHERE a.item_id = items.id),"
@@ -196,6 +236,10 @@ class NotAssignedError(ReviewDBError):
     """The item is not assigned to this reviewer."""
 
 
+class WriteFailed(ReviewDBError):
+    """A batch of writes could not begin or commit (disk, lock): nothing of it is stored; retry."""
+
+
 class ConflictError(ReviewDBError):
     """A different score was already recorded and the request did not ask to revise it."""
 
@@ -244,6 +288,28 @@ class Snapshot:
 
 
 @dataclass(frozen=True)
+class WriterStats:
+    """What the writer thread spent, summed over its batches (``ReviewDB.writer_stats``): wall
+    and thread-CPU seconds running the batches' statements, and wall and CPU seconds in
+    ``COMMIT`` (its wall time includes the fsync of ``synchronous=FULL``). Wall minus CPU of the
+    statements is time the thread was runnable or waiting for the GIL, not working."""
+
+    batches: int = 0
+    writes: int = 0
+    statements_wall_s: float = 0.0
+    statements_cpu_s: float = 0.0
+    commit_wall_s: float = 0.0
+    commit_cpu_s: float = 0.0
+
+    def summary(self) -> str:
+        """One line, per batch means in milliseconds."""
+        n = max(self.batches, 1)
+        return (f"{self.batches} batches, {self.writes} writes ({self.writes / n:.1f} per batch); per batch: "
+                f"statements {1000 * self.statements_wall_s / n:.2f} ms wall / {1000 * self.statements_cpu_s / n:.2f}"
+                f" ms CPU, commit {1000 * self.commit_wall_s / n:.2f} ms wall / {1000 * self.commit_cpu_s / n:.2f} ms CPU")
+
+
+@dataclass(frozen=True)
 class ItemRow:
     id: int
     qa_id: str
@@ -265,7 +331,8 @@ class ReviewDB:
     SQLite's polling busy handler is not on the request path (``busy_timeout`` only covers
     another process, e.g. ``add-reviewer`` while the server runs).
 
-    ``start_writer()`` (the server does this) adds a writer thread fed by a FIFO queue:
+    ``start_writer()`` (for callers without an event loop; the server uses
+    ``ravst.review.loopwriter`` over ``begin_batch`` / ``end_batch`` instead) adds a writer thread fed by a FIFO queue:
     ``submit(fn)`` returns a future; the thread takes every queued write (up to
     ``WRITE_BATCH_MAX``), runs each in its own SAVEPOINT inside one transaction, commits once
     (group commit: one fsync for the batch) and only then resolves the futures, so an
@@ -279,8 +346,9 @@ class ReviewDB:
         self._memory = self.path == ":memory:"
         self._write_lock = threading.Lock()
         self._writer_conn: sqlite3.Connection | None = None
-        self._queue: queue.SimpleQueue[tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None] | None = None
+        self._queue: queue.SimpleQueue[_Job | None] | None = None
         self._writer_thread: threading.Thread | None = None
+        self._stats = WriterStats()
         if not self._memory:
             parent = Path(self.path).parent
             if not parent.is_dir():
@@ -293,12 +361,13 @@ class ReviewDB:
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 conn.execute("INSERT INTO meta VALUES ('media_secret', ?)", (secrets.token_hex(32),))
-            elif int(row[0]) == 1:
-                for statement in _MIGRATE_1_TO_2:
-                    conn.execute(statement)
-                _recount(conn)
+            elif int(row[0]) in (1, 2):
+                if int(row[0]) == 1:
+                    for statement in _MIGRATE_1_TO_2:
+                        conn.execute(statement)
+                _recount(conn)  # schema 2 -> 3: the triggers (below) take over the counters
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-                log.info("%s: review database upgraded from schema 1 to %d", self.path, SCHEMA_VERSION)
+                log.info("%s: review database upgraded from schema %s to %d", self.path, row[0], SCHEMA_VERSION)
             elif int(row[0]) != SCHEMA_VERSION:
                 raise ReviewDBError(
                     f"{self.path}: schema version {row[0]}, this ravst expects {SCHEMA_VERSION}"
@@ -306,6 +375,9 @@ class ReviewDB:
             for statement in _INDEXES.strip().split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for statement in _TRIGGERS.strip().split("END;"):
+                if statement.strip():
+                    conn.execute(statement + "END;")
 
     # -- connections -------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -387,10 +459,14 @@ class ReviewDB:
         self._writer_thread = None
         self._queue = None
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+    def submit(self, fn: Callable[[sqlite3.Connection], T], *, atomic: bool = False) -> Future[T]:
         """Run ``fn(conn)`` in a write transaction; the future resolves after the commit.
 
-        Without a writer thread, runs it now in its own transaction (the future is done)."""
+        ``atomic=True`` promises that ``fn`` writes with ONE statement (SQLite rolls a failing
+        statement back whole, triggers included) and raises only before it or without having
+        written: the batch then runs it without a SAVEPOINT of its own (two statements, and two
+        GIL hand-overs, less per write). Without a writer thread, runs it now in its own
+        transaction (the future is done)."""
         future: Future[T] = Future()
         if self._queue is None:
             try:
@@ -399,7 +475,7 @@ class ReviewDB:
             except Exception as exc:  # handed to the caller through the future  # noqa: BLE001
                 future.set_exception(exc)
             return future
-        self._queue.put((fn, future))
+        self._queue.put((fn, future, atomic))
         return future
 
     def _writer_loop(self) -> None:
@@ -422,11 +498,54 @@ class ReviewDB:
                 batch.append(job)
             self._run_batch(batch)
 
-    def _run_batch(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]) -> None:
+    def begin_batch(self) -> sqlite3.Connection:
+        """Take the writer connection for a batch (``ravst.review.loopwriter``): the write lock,
+        then ``BEGIN IMMEDIATE``; ``end_batch`` (possibly from another thread) ends both."""
+        self._write_lock.acquire()
+        try:
+            conn = self._wconn()
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._write_lock.release()
+            raise
+        return conn
+
+    def end_batch(self, *, commit: bool) -> None:
+        """``COMMIT`` (raises when it fails, after rolling back) or roll back the batch that
+        ``begin_batch`` opened, then release the write lock."""
+        try:
+            conn = self._wconn()
+            if commit:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            self._write_lock.release()
+
+    def writer_stats(self) -> WriterStats:
+        """Totals of the writer thread's batches so far (see ``WriterStats``)."""
+        return self._stats
+
+    def _run_batch(self, batch: list[_Job]) -> None:
         outcomes: list[tuple[Future[Any], Any, BaseException | None]] = []
+        wall0, cpu0 = time.perf_counter(), time.thread_time()
+        wall1, cpu1 = wall0, cpu0
         try:
             with self._write() as conn:
-                for fn, future in batch:
+                for fn, future, atomic in batch:
+                    if atomic:  # one statement: SQLite undoes it alone if it fails
+                        try:
+                            outcomes.append((future, fn(conn), None))
+                        except Exception as exc:  # this job fails alone
+                            if not conn.in_transaction:  # an I/O error rolled the whole batch back
+                                raise
+                            outcomes.append((future, None, exc))
+                        continue
                     conn.execute("SAVEPOINT job")
                     try:
                         result = fn(conn)
@@ -437,11 +556,17 @@ class ReviewDB:
                     else:
                         conn.execute("RELEASE job")
                         outcomes.append((future, result, None))
-        except Exception as exc:  # the commit itself failed: nothing of the batch is stored  # noqa: BLE001
+                wall1, cpu1 = time.perf_counter(), time.thread_time()  # then the COMMIT
+        except Exception as exc:  # the batch or its commit failed: nothing of the batch is stored  # noqa: BLE001
             log.error("%s: a batch of %d writes failed to commit: %s", self.path, len(batch), exc)
-            for _, future in batch:
-                future.set_exception(ReviewDBError(f"{self.path}: write failed: {exc}"))
+            for _, future, _ in batch:
+                future.set_exception(WriteFailed(f"{self.path}: write failed: {exc}"))
             return
+        wall2, cpu2 = time.perf_counter(), time.thread_time()
+        st = self._stats
+        self._stats = WriterStats(st.batches + 1, st.writes + len(batch), st.statements_wall_s + wall1 - wall0,
+                                  st.statements_cpu_s + cpu1 - cpu0, st.commit_wall_s + wall2 - wall1,
+                                  st.commit_cpu_s + cpu2 - cpu1)
         for future, result, error in outcomes:
             if error is None:
                 future.set_result(result)
@@ -632,7 +757,7 @@ class ReviewDB:
         """``submit_score`` through the write queue: the value is checked now (raises
         ``ReviewDBError``), the future resolves once committed."""
         note = check_score(score, note)
-        return self.submit(lambda conn: _score(conn, reviewer_id, item_id, score, note, revise))
+        return self.submit(lambda conn: write_score(conn, reviewer_id, item_id, score, note, revise), atomic=True)
 
     def claim_future(self, reviewer_id: int) -> Future[int | None]:
         """``next_item``: an open item of theirs is read at once (no write); a new claim goes
@@ -643,12 +768,12 @@ class ReviewDB:
             done: Future[int | None] = Future()
             done.set_result(item_id)
             return done
-        return self.submit(lambda conn: _claim(conn, reviewer_id))
+        return self.submit(lambda conn: _claim(conn, reviewer_id), atomic=True)
 
     def record_claim_future(self, reviewer_id: int, item_id: int) -> Future[int]:
         """Store a claim already decided in memory (``ravst.review.state``) through the write
         queue; the future resolves once committed, or fails when the rows contradict it."""
-        return self.submit(lambda conn: _record_claim(conn, reviewer_id, item_id))
+        return self.submit(lambda conn: record_claim(conn, reviewer_id, item_id), atomic=True)
 
     def snapshot(self) -> Snapshot:
         """Every row the in-memory state (``ravst.review.state``) is built from, read in one
@@ -777,77 +902,62 @@ def _claim(conn: sqlite3.Connection, reviewer_id: int) -> int | None:
         if row is None:
             continue
         item_id = int(row[0])
-        _assign(conn, reviewer_id, item_id, n_assigned)
+        _assign(conn, reviewer_id, item_id)
         return item_id
     return None
 
 
-def _assign(conn: sqlite3.Connection, reviewer_id: int, item_id: int, n_assigned: int) -> None:
-    """Hand ``item_id`` (held by ``n_assigned`` reviewers so far) to ``reviewer_id``, counters included."""
-    conn.execute(
-        "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
-        (item_id, reviewer_id, time.time()),
-    )
-    conn.execute("UPDATE items SET n_assigned = n_assigned + 1 WHERE id = ?", (item_id,))
-    conn.execute("UPDATE reviewers SET n_assigned = n_assigned + 1 WHERE id = ?", (reviewer_id,))
-    if n_assigned + 1 >= REVIEWS_PER_ITEM:  # the item is full now: no longer half-held by the others
-        conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'full'")
+def _assign(conn: sqlite3.Connection, reviewer_id: int, item_id: int) -> None:
+    """Hand ``item_id`` to ``reviewer_id``: one INSERT, the triggers keep the counters and refuse
+    an item that is full or not reviewable (``ReviewDBError``; nothing is written then)."""
+    try:
         conn.execute(
-            """UPDATE reviewers SET n_half = n_half - 1 WHERE id IN
-               (SELECT reviewer_id FROM assignments WHERE item_id = ? AND reviewer_id != ?)""",
-            (item_id, reviewer_id),
+            "INSERT INTO assignments (item_id, reviewer_id, assigned_at) VALUES (?, ?, ?)",
+            (item_id, reviewer_id, time.time()),
         )
-    else:
-        conn.execute("UPDATE reviewers SET n_half = n_half + 1 WHERE id = ?", (reviewer_id,))
+    except sqlite3.IntegrityError as exc:
+        raise ReviewDBError(f"claim of item {item_id} by reviewer {reviewer_id} refused by the database: {exc}") from exc
 
 
-def _record_claim(conn: sqlite3.Connection, reviewer_id: int, item_id: int) -> int:
-    """Store a claim decided elsewhere (``ravst.review.state``); refuses one the rows contradict."""
-    row = conn.execute("SELECT n_assigned, reviewable FROM items WHERE id = ?", (item_id,)).fetchone()
-    held = conn.execute(
-        "SELECT 1 FROM assignments WHERE item_id = ? AND reviewer_id = ?", (item_id, reviewer_id)
-    ).fetchone()
-    if row is None or not row[1] or int(row[0]) >= REVIEWS_PER_ITEM or held is not None:
-        raise ReviewDBError(
-            f"claim of item {item_id} by reviewer {reviewer_id} contradicts the database "
-            f"(item row {None if row is None else tuple(row)}, already held: {held is not None})"
-        )
-    _assign(conn, reviewer_id, item_id, int(row[0]))
+def record_claim(conn: sqlite3.Connection, reviewer_id: int, item_id: int) -> int:
+    """Store a claim decided elsewhere (``ravst.review.state``); refuses one the rows contradict
+    (an unknown, unreviewable or full item, or one already held: the triggers and the primary key)."""
+    _assign(conn, reviewer_id, item_id)
     return item_id
 
 
-def _score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int, note: str,
+_UPSERT_SCORE = (
+    "INSERT INTO scores (item_id, reviewer_id, score, note, submitted_at) VALUES (:item, :reviewer, :score, :note, :now)"
+    " ON CONFLICT (item_id, reviewer_id) DO UPDATE SET score = excluded.score, note = excluded.note,"
+    " revised_at = excluded.submitted_at WHERE :revise AND (score != excluded.score OR note != excluded.note)"
+    " RETURNING revised_at"
+)
+"""A new score (``revised_at`` NULL: ``recorded``) or, with ``revise``, a changed one (``revised``),
+in one statement; no row back: the same score again, or a different one without ``revise``."""
+
+
+def write_score(conn: sqlite3.Connection, reviewer_id: int, item_id: int, score: int, note: str,
            revise: bool) -> ScoreResult:
-    assigned = conn.execute(
-        "SELECT 1 FROM assignments WHERE reviewer_id = ? AND item_id = ?", (reviewer_id, item_id)
-    ).fetchone()
-    if assigned is None:
-        raise NotAssignedError(f"item {item_id} is not assigned to this reviewer")
+    """One statement when the score is new or revised (the triggers check the assignment and keep
+    the counters); a read only to tell ``unchanged`` from a conflict. Writes nothing when it raises."""
+    params = {"item": item_id, "reviewer": reviewer_id, "score": score, "note": note, "now": time.time(),
+              "revise": int(revise)}
+    try:
+        rows = conn.execute(_UPSERT_SCORE, params).fetchall()
+    except sqlite3.IntegrityError as exc:
+        if "not assigned" in str(exc):
+            raise NotAssignedError(f"item {item_id} is not assigned to this reviewer") from exc
+        raise ReviewDBError(f"item {item_id}: score refused by the database: {exc}") from exc
+    if rows:
+        return ScoreResult("recorded" if rows[0][0] is None else "revised", item_id, score, note)
     row = conn.execute(
         "SELECT score, note FROM scores WHERE reviewer_id = ? AND item_id = ?", (reviewer_id, item_id)
     ).fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT INTO scores (item_id, reviewer_id, score, note, submitted_at) VALUES (?, ?, ?, ?, ?)",
-            (item_id, reviewer_id, score, note, time.time()),
-        )
-        conn.execute("UPDATE assignments SET scored = 1 WHERE item_id = ? AND reviewer_id = ?", (item_id, reviewer_id))
-        n_scored, reviewable = conn.execute(
-            "UPDATE items SET n_scored = n_scored + 1 WHERE id = ? RETURNING n_scored, reviewable", (item_id,)
-        ).fetchone()
-        conn.execute("UPDATE reviewers SET n_scored = n_scored + 1 WHERE id = ?", (reviewer_id,))
-        if reviewable and int(n_scored) == REVIEWS_PER_ITEM:
-            conn.execute("UPDATE pool SET value = value + 1 WHERE key = 'complete'")
-        return ScoreResult("recorded", item_id, score, note)
-    if int(row[0]) == score and str(row[1]) == note:
+    if row is not None and int(row[0]) == score and str(row[1]) == note:
         return ScoreResult("unchanged", item_id, score, note)
-    if not revise:
-        raise ConflictError(f"item {item_id} already has your score {row[0]}; send revise=true to change it")
-    conn.execute(
-        "UPDATE scores SET score = ?, note = ?, revised_at = ? WHERE reviewer_id = ? AND item_id = ?",
-        (score, note, time.time(), reviewer_id, item_id),
-    )
-    return ScoreResult("revised", item_id, score, note)
+    if row is None or revise:  # cannot happen: the upsert inserts or, with revise, updates
+        raise ReviewDBError(f"item {item_id}: the score statement wrote nothing (row {row}, revise {revise})")
+    raise ConflictError(f"item {item_id} already has your score {row[0]}; send revise=true to change it")
 
 
 def _progress(conn: sqlite3.Connection, reviewer_id: int) -> dict[str, int]:

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ravst.review.db import ConflictError, NotAssignedError, ReviewDBError, Reviewer
+from ravst.review.db import ConflictError, NotAssignedError, ReviewDBError, Reviewer, WriteFailed
 from ravst.review.state import ReviewState, StateOutOfStep
 
 __all__ = ["MAX_NOTE_CHARS_API", "HotRoutes", "dumps", "strict_json"]
@@ -154,6 +154,8 @@ class HotRoutes:
             return 403, dumps({"detail": str(exc)})
         except ConflictError as exc:
             return 409, dumps({"detail": str(exc)})
+        except WriteFailed as exc:  # nothing stored: retry
+            return 503, dumps({"detail": str(exc)})
         except ReviewDBError as exc:
             return 400, dumps({"detail": str(exc)})
         except StateOutOfStep as exc:

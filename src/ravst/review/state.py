@@ -5,7 +5,8 @@ server's own writes, which all pass through here and through the one writer queu
 (docs/review.md):
 
 * a claim (``GET /api/next``) is DECIDED here at once, on the event loop: no SQL and no wait
-  for the writer's commits; the row is then stored through the write queue (group commit) and
+  for the writer's commits; the row is then stored through the writer (group commit: the
+  server's ``ravst.review.loopwriter.LoopWriter``, or ``ReviewDB``'s writer thread) and
   the request is answered only once it is committed, so a claim is permanent even across a
   ``kill -9`` (the same promise as before);
 * a score is checked and stored by the writer (the SQL stays the authority for ``recorded``,
@@ -37,9 +38,13 @@ from ravst.review.db import (
     ReviewDB,
     Reviewer,
     ScoreResult,
+    WriterStats,
     check_score,
     hash_token,
+    record_claim,
+    write_score,
 )
+from ravst.review.loopwriter import LoopWriter
 
 __all__ = ["ReviewState", "StateOutOfStep"]
 
@@ -74,8 +79,12 @@ def _half_key(n_holders: int, item_id: int, rank: int) -> tuple[int, int, int]:
 class ReviewState:
     """In-memory assignments, scores and counters of one server over ``db`` (see the module)."""
 
-    def __init__(self, db: ReviewDB) -> None:
+    def __init__(self, db: ReviewDB, *, loop_writes: bool = False) -> None:
+        """``loop_writes``: store claims and scores through a ``ravst.review.loopwriter.LoopWriter``
+        (statements on the event loop thread, COMMIT on a commit thread: the server) instead of
+        ``db``'s writer thread (``db.start_writer()``) or, without one, at once."""
         self.db = db
+        self._loop_writer = LoopWriter(db) if loop_writes else None
         self.out_of_step = False
         self._in_flight = 0
         self._load()
@@ -127,14 +136,35 @@ class ReviewState:
         self._load()
         self.out_of_step = False
 
-    def _track(self, future: Future[T], apply: Callable[[T], R], *, claim: bool = False) -> asyncio.Future[R]:
+    def _write_claim(self, reviewer_id: int, item_id: int) -> Future[int] | asyncio.Future[int]:
+        if self._loop_writer is not None:
+            return self._loop_writer.submit(lambda conn: record_claim(conn, reviewer_id, item_id))
+        return self.db.record_claim_future(reviewer_id, item_id)
+
+    def _write_score(self, reviewer_id: int, item_id: int, score: int, note: str,
+                     revise: bool) -> Future[ScoreResult] | asyncio.Future[ScoreResult]:
+        if self._loop_writer is not None:
+            return self._loop_writer.submit(lambda conn: write_score(conn, reviewer_id, item_id, score, note, revise))
+        return self.db.score_future(reviewer_id, item_id, score, note, revise=revise)
+
+    def writer_stats(self) -> WriterStats:
+        """The statistics of whichever writer stores this state's writes."""
+        return self._loop_writer.stats if self._loop_writer is not None else self.db.writer_stats()
+
+    async def close(self) -> None:
+        """Wait for the writes in flight to commit (the loop writer's commit thread stops)."""
+        if self._loop_writer is not None:
+            await self._loop_writer.close()
+
+    def _track(self, future: Future[T] | asyncio.Future[T], apply: Callable[[T], R], *,
+               claim: bool = False) -> asyncio.Future[R]:
         """An asyncio future resolved, on the loop, with ``apply(result)`` once the writer has
         committed ``future`` (or with its exception). A failed claim puts the state out of step."""
         loop = asyncio.get_running_loop()
         out: asyncio.Future[R] = loop.create_future()
         self._in_flight += 1
 
-        def finish(done: Future[T]) -> None:
+        def finish(done: Future[T] | asyncio.Future[T]) -> None:
             self._in_flight -= 1
             try:
                 value = apply(done.result())
@@ -151,7 +181,10 @@ class ReviewState:
             if not out.done():
                 out.set_result(value)
 
-        future.add_done_callback(lambda done: loop.call_soon_threadsafe(finish, done))
+        if isinstance(future, asyncio.Future):  # resolved on this loop already
+            future.add_done_callback(finish)
+        else:  # resolved by the writer thread
+            future.add_done_callback(lambda done: loop.call_soon_threadsafe(finish, done))
         return out
 
     # -- reviewers ----------------------------------------------------------------------
@@ -248,7 +281,7 @@ class ReviewState:
             self._pending_claims.pop(key, None)
             return stored
 
-        done = self._track(self.db.record_claim_future(reviewer_id, item_id), committed, claim=True)
+        done = self._track(self._write_claim(reviewer_id, item_id), committed, claim=True)
         self._pending_claims[key] = done
         await self._claim_committed(asyncio.shield(done))
         return item_id
@@ -286,7 +319,7 @@ class ReviewState:
         note = check_score(score, note)
         if work.scores.get(item_id) == (score, note):
             return ScoreResult("unchanged", item_id, score, note)
-        future = self.db.score_future(reviewer_id, item_id, score, note, revise=revise)
+        future = self._write_score(reviewer_id, item_id, score, note, revise)
         return await asyncio.shield(self._track(future, lambda result: self._apply_score(work, result)))
 
     def snapshot_counts(self) -> dict[str, Any]:
