@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -83,12 +84,24 @@ def raw_request(port: int, head: str, body_bytes: int = 0, chunked: bool = False
                 time.sleep(0.001)
             except (BrokenPipeError, ConnectionResetError):
                 break
+        sock.setblocking(True)
+        sock.settimeout(5)
         if b"\r\n\r\n" not in response:
-            sock.setblocking(True)
             try:
                 response += sock.recv(65536)
             except (ConnectionResetError, TimeoutError):
                 pass
+        # the headers and the body may arrive in separate segments: read the announced body too
+        head_end = response.find(b"\r\n\r\n")
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", response[:head_end]) if head_end >= 0 else None
+        while m is not None and len(response) - head_end - 4 < int(m.group(1)):
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            response += chunk
     status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
     return status, response, sent
 
