@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -148,14 +149,14 @@ def test_resize_error_propagates_and_closes_the_decoder(videos_dir: Path, monkey
     import ravst.media.video as video
     import ravst.models.sampling as sampling
 
-    real_iter, real_resize = video.iter_frames_by_index, sampling.resize_frame
+    real_decoded, real_resize = video.VideoFile.decoded_frames, sampling.resize_frame
     closed: list[int] = []
     calls: list[int] = []
 
-    def tracked(path, indices, **kw):  # type: ignore[no-untyped-def]
+    def tracked(self, indices):  # type: ignore[no-untyped-def]
         n = 0
         try:
-            for item in real_iter(path, indices, **kw):
+            for item in real_decoded(self, indices):
                 n += 1
                 yield item
         finally:
@@ -167,12 +168,82 @@ def test_resize_error_propagates_and_closes_the_decoder(videos_dir: Path, monkey
             raise RuntimeError("resize failed on frame 4")
         return real_resize(frame, height, width)
 
-    monkeypatch.setattr(video, "iter_frames_by_index", tracked)
+    monkeypatch.setattr(video.VideoFile, "decoded_frames", tracked)
     monkeypatch.setattr(sampling, "resize_frame", failing)
     with pytest.raises(RuntimeError, match="frame 4"):
         sample_video(videos_dir / "videollama_dog_barking.mp4", SamplingConfig(fps=2.0))
     # the decoder stopped a few frames after the failure (bounded look-ahead) and was closed
     assert len(closed) == 1 and 4 <= closed[0] < 14
+
+
+def test_starved_worker_hands_the_resize_to_the_decoding_thread(
+    videos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle-priority worker that gets no CPU (here: it sleeps before its first job) must not
+    stall sampling: after one wait of _STEAL_AFTER_S the decoding thread resizes the frames
+    itself, with the same pixels."""
+    import threading
+    import time
+
+    import ravst.models.sampling as sampling
+    from ravst.media.video import iter_frames_by_index
+    from ravst.models.sampling import resize_frame
+
+    clip = videos_dir / "videollama_dog_barking.mp4"
+    expected = sample_video(clip, SamplingConfig(fps=2.0))
+    where: list[str] = []
+    real_resize = sampling.resize_frame
+
+    def recording(frame, height, width):  # type: ignore[no-untyped-def]
+        where.append(threading.current_thread().name)
+        return real_resize(frame, height, width)
+
+    monkeypatch.setattr(sampling, "_background_thread", lambda: time.sleep(1.0))
+    monkeypatch.setattr(sampling, "_STEAL_AFTER_S", 0.02)
+    monkeypatch.setattr(sampling, "resize_frame", recording)
+    start = time.perf_counter()
+    starved = sample_video(clip, SamplingConfig(fps=2.0))
+    assert time.perf_counter() - start < 1.0  # did not wait for the sleeping worker
+    assert where and all(not name.startswith("ravst-resize") for name in where)
+    assert np.array_equal(starved.frames, expected.frames)
+    w, h = expected.input_wh
+    serial = [resize_frame(image, h, w) for _, _, image in iter_frames_by_index(clip, list(expected.frame_indices))]
+    assert np.array_equal(starved.frames, np.stack(serial))
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux only")
+def test_resize_worker_runs_at_idle_priority() -> None:
+    import threading
+
+    from ravst.models.sampling import _background_thread
+
+    policies: list[int] = []
+    main_before = os.sched_getscheduler(0)
+
+    def body() -> None:
+        _background_thread()
+        policies.append(os.sched_getscheduler(threading.get_native_id()))
+
+    t = threading.Thread(target=body)
+    t.start()
+    t.join()
+    assert policies == [os.SCHED_IDLE]
+    assert os.sched_getscheduler(0) == main_before  # the calling process/thread is untouched
+
+
+def test_sample_video_opens_the_file_once(videos_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import av
+
+    opened: list[str] = []
+    real_open = av.open
+
+    def counting(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", counting)
+    sample_video(videos_dir / "videollama_dog_barking.mp4", SamplingConfig(fps=2.0))
+    assert len(opened) == 1
 
 
 def test_box2_prompt_is_the_papers_text() -> None:

@@ -243,3 +243,29 @@ def test_frames_by_index(videos_dir: Path) -> None:
         assert np.abs(image.reshape(-1, 3).mean(0) - full.reshape(-1, 3).mean(0)).max() < 2.0
     same = list(iter_frames_by_index(clip, [7], size_wh=(640, 360)))  # the source size: as decoded
     np.testing.assert_array_equal(same[0][2], every[7][1])
+
+
+def test_video_file_opens_once_for_header_and_frames(videos_dir: Path, tmp_path: Path) -> None:
+    """VideoFile: the header as probe reads it, then one decoding pass (RGB frames, or the
+    decoded frames for frame_to_rgb later: the same pixels as iter_frames_by_index)."""
+    from ravst.media import VideoFile, frame_to_rgb
+
+    clip = videos_dir / "moviepy_chaplin.mp4"
+    reference = list(iter_frames_by_index(clip, [0, 7, 240]))
+    with VideoFile(clip) as video:
+        assert video.info == probe(clip)
+        decoded = list(video.decoded_frames([7, 240, 0]))
+        with pytest.raises(RuntimeError, match="already decoded"):
+            video.frames_by_index([0])
+    assert [(i, t) for i, t, _ in decoded] == [(i, t) for i, t, _ in reference]
+    for (_, _, frame), (_, _, image) in zip(decoded, reference, strict=True):
+        np.testing.assert_array_equal(frame_to_rgb(frame), image)
+    with VideoFile(clip) as video:
+        rgb = list(video.frames_by_index([0, 7, 240]))
+    for (_, _, a), (_, _, b) in zip(rgb, reference, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(MediaError, match="no such file"):
+        VideoFile(tmp_path / "missing.mp4")
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    with pytest.raises(MediaError, match="bad.mp4"):
+        VideoFile(tmp_path / "bad.mp4")

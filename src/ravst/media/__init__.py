@@ -12,7 +12,9 @@ from ravst.media.audio import load_audio
 from ravst.media.video import (
     MediaError,
     TruncatedVideoError,
+    VideoFile,
     VideoInfo,
+    frame_to_rgb,
     iter_frames_at,
     iter_frames_by_index,
     probe,
@@ -22,7 +24,9 @@ from ravst.media.video import (
 __all__ = [
     "MediaError",
     "TruncatedVideoError",
+    "VideoFile",
     "VideoInfo",
+    "frame_to_rgb",
     "iter_frames_at",
     "iter_frames_by_index",
     "load_audio",

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ __all__ = [
     "FAST_INTERPOLATION",
     "MediaError",
     "TruncatedVideoError",
+    "VideoFile",
     "VideoInfo",
+    "frame_to_rgb",
     "iter_frames_at",
     "iter_frames_by_index",
     "probe",
@@ -120,31 +122,82 @@ def probe(path: str | Path) -> VideoInfo:
     """
     container = _open(path)
     try:
-        stream = _video_stream(container, path)
-        ctx = stream.codec_context
-        width, height = int(ctx.width or 0), int(ctx.height or 0)
-        if width <= 0 or height <= 0:
-            raise MediaError(path, "video stream has no frame size (corrupt header?)")
-        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
-        fps = float(rate) if rate else 0.0
-        duration_s = _claimed_duration_s(container, stream)
-        num_frames = int(stream.frames or 0)
-        if num_frames <= 0 and fps > 0:
-            num_frames = round(duration_s * fps)
-        audio = container.streams.audio
-        sample_rate = int(audio[0].rate) if audio and audio[0].rate else None
-        return VideoInfo(
-            path=str(path),
-            width=width,
-            height=height,
-            fps=fps,
-            duration_s=duration_s,
-            num_frames=num_frames,
-            has_audio=bool(audio),
-            audio_sample_rate=sample_rate,
-        )
+        return _info(container, path)
     finally:
         container.close()
+
+
+def _info(container: Any, path: str | Path) -> VideoInfo:
+    stream = _video_stream(container, path)
+    ctx = stream.codec_context
+    width, height = int(ctx.width or 0), int(ctx.height or 0)
+    if width <= 0 or height <= 0:
+        raise MediaError(path, "video stream has no frame size (corrupt header?)")
+    rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    duration_s = _claimed_duration_s(container, stream)
+    num_frames = int(stream.frames or 0)
+    if num_frames <= 0 and fps > 0:
+        num_frames = round(duration_s * fps)
+    audio = container.streams.audio
+    sample_rate = int(audio[0].rate) if audio and audio[0].rate else None
+    return VideoInfo(
+        path=str(path),
+        width=width,
+        height=height,
+        fps=fps,
+        duration_s=duration_s,
+        num_frames=num_frames,
+        has_audio=bool(audio),
+        audio_sample_rate=sample_rate,
+    )
+
+
+class VideoFile:
+    """A video opened once: its header (:attr:`info`, as :func:`probe` reads it) and then one
+    decoding pass (:meth:`frames_by_index`), so that a caller that needs both opens the file once
+    (``with VideoFile(path) as video: n = video.info.num_frames; frames = video.frames_by_index(..)``).
+    Raises :class:`MediaError` as :func:`probe` does.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = path
+        self._container = _open(path)
+        try:
+            self.info = _info(self._container, path)
+        except BaseException:
+            self._container.close()
+            raise
+        self._used = False
+
+    def __enter__(self) -> VideoFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def frames_by_index(
+        self, indices: Iterable[int], *, size_wh: tuple[int, int] | None = None
+    ) -> Generator[tuple[int, float, np.ndarray], None, None]:
+        """:func:`iter_frames_by_index` on this open file (once per :class:`VideoFile`: the
+        decoder is not rewound)."""
+        self._start()
+        return _frames_by_index(self._container, self.path, indices, lambda frame: _to_rgb_at(frame, size_wh))
+
+    def decoded_frames(self, indices: Iterable[int]) -> Generator[tuple[int, float, Any], None, None]:
+        """As :meth:`frames_by_index`, but each frame is PyAV's decoded ``VideoFrame`` (in the
+        stream's pixel format), to be converted later with :func:`frame_to_rgb`, e.g. by
+        another thread while decoding goes on."""
+        self._start()
+        return _frames_by_index(self._container, self.path, indices, lambda frame: frame)
+
+    def _start(self) -> None:
+        if self._used:
+            raise RuntimeError(f"{self.path}: this VideoFile was already decoded (one pass per VideoFile)")
+        self._used = True
 
 
 def _claimed_duration_s(container: Any, stream: Any) -> float:
@@ -290,6 +343,13 @@ def iter_frames_by_index(
     or the container claims no longer a duration (counted in a WARNING line); otherwise
     :class:`TruncatedVideoError` is raised.
     """
+    with VideoFile(path) as video:
+        yield from video.frames_by_index(indices, size_wh=size_wh)
+
+
+def _frames_by_index(
+    container: Any, path: str | Path, indices: Iterable[int], convert: Callable[[Any], Any]
+) -> Generator[tuple[int, float, Any], None, None]:
     import av
 
     wanted = sorted(int(i) for i in indices)
@@ -297,50 +357,46 @@ def iter_frames_by_index(
         return
     if wanted[0] < 0:
         raise ValueError(f"{path}: frame indices must be >= 0, got {wanted[0]}")
-    container = _open(path)
+    stream = _video_stream(container, path)
+    stream.thread_type = "AUTO"
+    start_s = _stream_start_s(stream)
+    fps = _stream_fps(stream)
+    next_i = 0
+    last: Any = None
+    last_time = 0.0
+    index = -1
+    detail = ""
     try:
-        stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
-        start_s = _stream_start_s(stream)
-        fps = _stream_fps(stream)
-        next_i = 0
-        last: Any = None
-        last_time = 0.0
-        index = -1
-        detail = ""
-        try:
-            for frame in container.decode(stream):
-                index += 1
-                if frame.pts is not None and frame.time is not None:
-                    t = float(frame.time) - start_s
-                else:
-                    t = index / fps if fps > 0 else float(index)
-                last, last_time = frame, t
-                if index < wanted[next_i]:
-                    continue
-                image = _to_rgb_at(frame, size_wh)
-                while next_i < len(wanted) and wanted[next_i] == index:
-                    yield index, t, image
-                    next_i += 1
-                if next_i == len(wanted):
-                    return
-        except av.FFmpegError as exc:
-            if last is None:
-                raise MediaError(path, f"decoding failed after {index + 1} frames: {exc}") from exc
-            detail = f"decoding failed after {index + 1} frames: {exc}"
+        for frame in container.decode(stream):
+            index += 1
+            if frame.pts is not None and frame.time is not None:
+                t = float(frame.time) - start_s
+            else:
+                t = index / fps if fps > 0 else float(index)
+            last, last_time = frame, t
+            if index < wanted[next_i]:
+                continue
+            image = convert(frame)
+            while next_i < len(wanted) and wanted[next_i] == index:
+                yield index, t, image
+                next_i += 1
+            if next_i == len(wanted):
+                return
+    except av.FFmpegError as exc:
         if last is None:
-            raise MediaError(path, "video stream has no decodable frame")
-        end = _EndOfStream(path, _claimed_duration_s(container, stream), fps, last_time, detail)
-        period = end.period_s if end.period_s > 0 else 1.0
-        for i in wanted[next_i:]:
-            end.check(last_time + (i - index) * period)
-        end.report()
-        image = _to_rgb_at(last, size_wh)
-        while next_i < len(wanted):
-            yield wanted[next_i], last_time, image
-            next_i += 1
-    finally:
-        container.close()
+            raise MediaError(path, f"decoding failed after {index + 1} frames: {exc}") from exc
+        detail = f"decoding failed after {index + 1} frames: {exc}"
+    if last is None:
+        raise MediaError(path, "video stream has no decodable frame")
+    end = _EndOfStream(path, _claimed_duration_s(container, stream), fps, last_time, detail)
+    period = end.period_s if end.period_s > 0 else 1.0
+    for i in wanted[next_i:]:
+        end.check(last_time + (i - index) * period)
+    end.report()
+    image = convert(last)
+    while next_i < len(wanted):
+        yield wanted[next_i], last_time, image
+        next_i += 1
 
 
 # swscale filter of iter_frames_by_index(size_wh=...) (sample_video's resize="fast"): of PyAV's
@@ -367,6 +423,12 @@ def _to_gray(frame: Any, max_side: int | None) -> np.ndarray:
 
         luma = cv2.resize(luma, (width, height), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(luma, dtype=np.uint8)
+
+
+def frame_to_rgb(frame: Any) -> np.ndarray:
+    """A decoded PyAV ``VideoFrame`` as RGB ``HxWx3`` uint8 at full size (swscale's conversion,
+    the one ``to_ndarray("rgb24")`` and the reference readers use)."""
+    return _to_rgb(frame, None)
 
 
 def _to_rgb_at(frame: Any, size_wh: tuple[int, int] | None) -> np.ndarray:

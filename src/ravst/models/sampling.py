@@ -12,10 +12,10 @@ frame positions, sizes and ``second_per_grid_ts`` are what the model expects:
 * per-frame pixel budget ``max(min(VIDEO_MAX_PIXELS, total_pixels / n * 2), 1.05 * min_pixels)``,
   lowered further by ``max_pixels``; then smart-resize (sides multiples of 28).
 
-Frames are decoded in one streaming pass (``ravst.media.video.iter_frames_by_index``) and
-resized as they come (antialiased bicubic, the reference's kernel) in one worker thread while
-the next frames decode, so memory holds only the sampled, resized frames (and at most a few
-full-size ones waiting). Every frame keeps its REAL timestamp.
+Frames are decoded in one streaming pass (``ravst.media.video.VideoFile``: the file is opened
+once for its header and its frames) and resized as they come (antialiased bicubic, the
+reference's kernel) by a worker thread that runs on idle CPU time while the next frames decode,
+so memory holds only the sampled, resized frames (and at most a few full-size ones waiting). Every frame keeps its REAL timestamp.
 
 >>> smart_resize(240, 320, min_pixels=3136, max_pixels=12845056)
 (252, 308)
@@ -87,7 +87,8 @@ TEMPORAL_PATCH_SIZE = 2  # Qwen2.5-VL / Omni vision tower: 2 frames per temporal
 AUDIO_SAMPLE_RATE = 16000  # Whisper-style feature extractors (Qwen2.5-Omni)
 _MAX_ASPECT = 200.0
 RESIZE_MODES = ("reference", "fast")
-_RESIZE_AHEAD = 2  # decoded full-size frames that may wait for the resize worker
+_RESIZE_AHEAD = 3  # decoded frames that may wait for the resize worker
+_STEAL_AFTER_S = 0.05  # longest wait for a frame the (idle-priority) resize worker has started
 _warned_caps: set[int] = set()
 
 
@@ -246,31 +247,75 @@ def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(y[0].permute(1, 2, 0).numpy())
 
 
+def _background_thread() -> None:
+    """Run the calling thread (the resize worker) only on otherwise idle CPU time (Linux
+    ``SCHED_IDLE``), so it never delays the decoder's threads, which are the critical path.
+    Elsewhere it keeps the normal priority. ``torch`` threads it starts inherit the policy."""
+    import os
+    import threading
+
+    try:
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError) as exc:  # not Linux, or refused: a plain-priority worker
+        log.debug("resize worker keeps the normal priority: %s", exc)
+
+
+def _rgb_resized(frame: Any, height: int, width: int) -> np.ndarray:
+    """A decoded PyAV frame converted to RGB at full size, then resized (the reference's order)."""
+    from ravst.media.video import frame_to_rgb
+
+    return resize_frame(frame_to_rgb(frame), height, width)
+
+
 def _decode_and_resize(
-    decoded: Generator[tuple[int, float, np.ndarray], None, None], frames: np.ndarray, real: np.ndarray, got: list[int]
+    decoded: Generator[tuple[int, float, Any], None, None], frames: np.ndarray, real: np.ndarray, got: list[int]
 ) -> None:
-    """Fill ``frames`` (resized), ``real`` and ``got`` from ``decoded``, resizing frame k in one
-    worker thread while this thread decodes frame k+1 (PyAV and torch both release the GIL).
-    At most ``_RESIZE_AHEAD`` full-size frames wait for the worker, so memory stays bounded."""
+    """Fill ``frames``, ``real`` and ``got`` from ``decoded`` (decoded PyAV frames, not yet RGB).
+
+    A worker thread that runs only on idle CPU time (:func:`_background_thread`) converts frame
+    k to RGB and resizes it while this thread decodes frame k+1 and on, so the decoder, the
+    critical path, is never slowed and the full-size RGB frame is made on the core that resizes
+    it. When more than ``_RESIZE_AHEAD`` frames wait (memory stays bounded) or decoding is done,
+    this thread waits for the oldest, which leaves its CPU to the worker. A machine busy with
+    other work may starve an idle-priority worker: after one wait longer than
+    ``_STEAL_AFTER_S`` this thread converts and resizes that frame and all later ones itself
+    (a job the worker had started runs on, on idle time, unused). Only this thread writes
+    ``frames``, and both threads run the same code, so the pixels are the same whoever resizes a
+    frame (tested).
+    """
+    from concurrent.futures import TimeoutError as FutureTimeout
+
     _, height, width, _ = frames.shape
+    pending: deque[tuple[int, Any, Future[np.ndarray] | None]] = deque()
+    starved = False
 
-    def resize_into(i: int, image: np.ndarray) -> None:
-        frames[i] = resize_frame(image, height, width)
+    def settle() -> None:
+        nonlocal starved
+        i, frame, job = pending.popleft()
+        if job is not None:
+            if job.done() or not starved:
+                try:  # waiting leaves the CPU to the worker
+                    frames[i] = job.result(timeout=_STEAL_AFTER_S)
+                    return
+                except FutureTimeout:
+                    starved = True
+                    log.debug("resize worker starved for %.3f s: resizing in the decoding thread", _STEAL_AFTER_S)
+            job.cancel()  # a job already started runs on, on idle time only; its result is not used
+        frames[i] = _rgb_resized(frame, height, width)
 
-    pending: deque[Future[None]] = deque()
-    with closing(decoded), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ravst-resize") as pool:
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ravst-resize", initializer=_background_thread)
+    with closing(decoded):
         try:
-            for i, (index, t, image) in enumerate(decoded):
+            for i, (index, t, frame) in enumerate(decoded):
                 real[i] = t
                 got.append(index)
-                pending.append(pool.submit(resize_into, i, image))
+                pending.append((i, frame, None if starved else pool.submit(_rgb_resized, frame, height, width)))
                 while len(pending) > _RESIZE_AHEAD:
-                    pending.popleft().result()
+                    settle()
             while pending:
-                pending.popleft().result()
-        finally:
-            for job in pending:
-                job.cancel()
+                settle()
+        finally:  # never wait for a worker that may be starved: it ends on its own
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -342,14 +387,22 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
 
     Raises ``ravst.media.video.MediaError`` (a ``ValueError``) for unreadable files and its
     subclass ``TruncatedVideoError`` for a file that ends well before its claimed duration. A
-    clip without an audio track gets ``audio=None`` (logged) rather than an error.
+    clip without an audio track gets ``audio=None`` (logged) rather than an error. The file is
+    opened once for its header and the frames.
     """
+    from ravst.media.video import VideoFile
+
+    with VideoFile(path) as video:
+        return _sample_open(video, cfg, with_audio)
+
+
+def _sample_open(video: Any, cfg: SamplingConfig, with_audio: bool) -> SampledVideo:
     import numpy as np
 
     from ravst.media.audio import load_audio
-    from ravst.media.video import MediaError, iter_frames_by_index, probe
+    from ravst.media.video import MediaError
 
-    info = probe(path)
+    path, info = video.path, video.info
     if info.fps <= 0:
         raise MediaError(path, "video stream has no frame rate")
     duration = info.duration_s if info.duration_s > 0 else info.num_frames / info.fps
@@ -365,14 +418,14 @@ def sample_video(path: str | Path, cfg: SamplingConfig, *, with_audio: bool = Fa
     real = np.empty(len(wanted), dtype=np.float64)
     got: list[int] = []
     fast = cfg.resize == "fast"
-    decoded = iter_frames_by_index(path, wanted.tolist(), size_wh=(in_w, in_h) if fast else None)
     if fast or (in_w, in_h) == (info.width, info.height):
-        for i, (index, t, image) in enumerate(decoded):
+        size_wh = (in_w, in_h) if fast else None
+        for i, (index, t, image) in enumerate(video.frames_by_index(wanted.tolist(), size_wh=size_wh)):
             frames[i] = image
             real[i] = t
             got.append(index)
     else:
-        _decode_and_resize(decoded, frames, real, got)
+        _decode_and_resize(video.decoded_frames(wanted.tolist()), frames, real, got)
     audio = None
     cut = 0.0
     if with_audio:
