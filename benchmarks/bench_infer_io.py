@@ -11,7 +11,8 @@ Ratios measured in one run (``--ratios``, the default part; issue 10's performan
 
 * ``sample_video`` / PyAV called directly on the same clip and the same frame indices (open,
   threaded decode straight through, ``to_ndarray("rgb24")`` of the selected frames, stop after the
-  last): 480p real clip, 720p and 1080p made from a real clip (upscaled, libx264) in a temp dir;
+  last): 480p real clip, 720p and 1080p made from a real clip (upscaled, libx264 ultrafast, and
+  again with x264's default preset medium, B-frames + CABAC like most web video) in a temp dir;
   1 and 2 fps. Goal <= 1.1x. Also ``resize="fast"`` (one swscale pass, an opt-in) on the same clips.
 * the ``av-signal`` baseline on the spatial QAs of each real clip (2 per clip, boxes need frames)
   / one plain decode pass over the same clip (every frame decoded, none converted). Goal <= 1.1x.
@@ -98,15 +99,17 @@ def trim(src: Path, dst: Path, seconds: float) -> Path:
     return dst
 
 
-def upscale(src: Path, dst: Path, width: int, height: int, seconds: float) -> Path:
-    """The first ``seconds`` of ``src`` re-encoded at ``width x height`` (libx264, ultrafast)."""
+def upscale(src: Path, dst: Path, width: int, height: int, seconds: float, preset: str = "ultrafast") -> Path:
+    """The first ``seconds`` of ``src`` re-encoded at ``width x height`` (libx264, ``preset``:
+    ultrafast = no B-frames, no CABAC, the cheapest stream to decode; medium = x264's default,
+    B-frames + CABAC, like most web video)."""
     import av
 
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vs = inp.streams.video[0]
         o = out.add_stream("libx264", rate=vs.average_rate)
         o.width, o.height, o.pix_fmt = width, height, "yuv420p"
-        o.options = {"preset": "ultrafast", "crf": "20"}
+        o.options = {"preset": preset, "crf": "20" if preset == "ultrafast" else "23"}
         o.time_base = vs.time_base
         for frame in inp.decode(vs):
             if frame.time is not None and frame.time > seconds:
@@ -190,6 +193,8 @@ def ratios(videos: Path, repeat: int) -> None:
             videos / "videollama_dog_barking.mp4",
             upscale(base, Path(tmp) / "basketball_720p.mp4", 1280, 720, 20.0),
             upscale(base, Path(tmp) / "basketball_1080p.mp4", 1920, 1080, 20.0),
+            upscale(base, Path(tmp) / "basketball_720p_medium.mp4", 1280, 720, 20.0, "medium"),
+            upscale(base, Path(tmp) / "basketball_1080p_medium.mp4", 1920, 1080, 20.0, "medium"),
         ]
         for clip in clips:
             info = probe(clip)
