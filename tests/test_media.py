@@ -267,5 +267,22 @@ def test_video_file_opens_once_for_header_and_frames(videos_dir: Path, tmp_path:
     with pytest.raises(MediaError, match="no such file"):
         VideoFile(tmp_path / "missing.mp4")
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
-    with pytest.raises(MediaError, match="bad.mp4"):
+    with pytest.raises(MediaError, match=r"bad\.mp4"):
         VideoFile(tmp_path / "bad.mp4")
+
+
+def test_frame_to_rgb_from_two_threads_at_once(videos_dir: Path) -> None:
+    """The resize worker and the decoding thread may convert the same decoded frame at once
+    (a starved worker's job is redone by the decoding thread): same pixels, no crash."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ravst.media import VideoFile, frame_to_rgb
+
+    with VideoFile(videos_dir / "videollama_dog_barking.mp4") as video:
+        frames = [frame for _, _, frame in video.decoded_frames(range(0, 160, 8))]
+    expected = [frame.to_ndarray(format="rgb24") for frame in frames]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            results = list(pool.map(frame_to_rgb, frames * 4))
+            for k, image in enumerate(results):
+                np.testing.assert_array_equal(image, expected[k % len(frames)])

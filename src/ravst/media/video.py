@@ -427,8 +427,16 @@ def _to_gray(frame: Any, max_side: int | None) -> np.ndarray:
 
 def frame_to_rgb(frame: Any) -> np.ndarray:
     """A decoded PyAV ``VideoFrame`` as RGB ``HxWx3`` uint8 at full size (swscale's conversion,
-    the one ``to_ndarray("rgb24")`` and the reference readers use)."""
-    return _to_rgb(frame, None)
+    the one ``to_ndarray("rgb24")`` and the reference readers use; the same pixels).
+
+    Safe to call on one frame from two threads at once: each call converts with its own swscale
+    context (``frame.to_ndarray`` shares one per frame, and two threads converting one frame
+    through it crash the process).
+    """
+    from av.video.reformatter import VideoReformatter
+
+    array = VideoReformatter().reformat(frame, format="rgb24").to_ndarray()
+    return np.ascontiguousarray(array, dtype=np.uint8)
 
 
 def _to_rgb_at(frame: Any, size_wh: tuple[int, int] | None) -> np.ndarray:
